@@ -60,7 +60,9 @@ CREATE TABLE net119.reminders (
     outcome             text NOT NULL
         CHECK (outcome IN ('sending', 'sent', 'undeliverable', 'confirmed',
                            'skipped', 'failed')),
+    -- Asia/Tokyo date the step fell due, and the run date that handled it.
     due_on              date,
+    run_date            date,
     recipient           text,
     message_id          text UNIQUE,
     verp_token          text UNIQUE,
@@ -90,6 +92,7 @@ CREATE UNIQUE INDEX reminders_auto_step_key
     ON net119.reminders (user_id, cycle_expires_at, offset_days)
     WHERE kind = 'auto';
 CREATE INDEX reminders_user_idx ON net119.reminders (user_id, id);
+CREATE INDEX reminders_run_date_idx ON net119.reminders (run_date);
 CREATE INDEX reminders_recipient_sent_idx ON net119.reminders (recipient, sent_at);
 
 -- Renewal links. Only the SHA-256 of each token is stored; every attempt to
