@@ -1,0 +1,85 @@
+"""Recognise bounces that carry no DSN part, with flufl.bounce.
+
+flufl.bounce 6.0 recognises the text formats of qmail (QSBMF), old Exim, Postfix
+without DSN, Exchange, Yahoo, GroupWise and dozens of others, and returns the
+failed addresses as temporary or permanent. It does not return the reason, so
+the paragraph that names each address in the notification text is taken as
+its diagnostic, and the status code, SMTP reply code and category are read
+from that paragraph.
+"""
+
+from __future__ import annotations
+
+import logging
+from email.message import Message
+
+from flufl.bounce import all_failures
+
+from net119.bounces.carriers import carrier_of
+from net119.bounces.categories import categorize, find_smtp_code, find_status
+from net119.bounces.model import RecipientResult
+from net119.bounces.text import diagnostic_near
+
+log = logging.getLogger(__name__)
+
+# flufl.bounce logs one INFO line per detector for every message scanned.
+logging.getLogger("flufl.bounce").setLevel(logging.WARNING)
+
+# Leaf parts that no flufl.bounce detector reads. Their payloads are dropped
+# before scanning, so a returned attachment of megabytes costs nothing.
+_SCANNED_TYPES = ("text/plain", "text/html", "message/delivery-status")
+_MAX_SCANNED_CHARS = 256 * 1024
+
+
+def _strip_unscanned_payloads(msg: Message) -> None:
+    for part in msg.walk():
+        if part.is_multipart():
+            continue
+        payload = part.get_payload()
+        if not isinstance(payload, str):
+            continue
+        if part.get_content_type() not in _SCANNED_TYPES:
+            part.set_payload("")
+        elif len(payload) > _MAX_SCANNED_CHARS:
+            part.set_payload(payload[:_MAX_SCANNED_CHARS])
+
+
+def _decode_address(address: bytes) -> str:
+    return address.decode("ascii", errors="replace")
+
+
+def detect_nonstandard(msg: Message, notification: str) -> tuple[RecipientResult, ...]:
+    """Return the recipients that flufl.bounce finds in a bounce without DSN.
+
+    ``msg`` is modified: payloads that no detector reads are dropped first.
+    ``notification`` is the decoded text of the bounce without the returned
+    original. Returns no recipients when no detector recognises the message,
+    or when one of them fails on malformed input (logged as a warning).
+    """
+    _strip_unscanned_payloads(msg)
+    try:
+        temporary, permanent = all_failures(msg)
+    except Exception:  # noqa: BLE001 - third-party heuristics on untrusted input
+        log.warning("flufl.bounce failed on a message; treating it as unrecognised", exc_info=True)
+        return ()
+
+    results: list[RecipientResult] = []
+    for address_bytes, final in [(a, True) for a in sorted(permanent)] + [
+        (a, False) for a in sorted(temporary - permanent)
+    ]:
+        address = _decode_address(address_bytes)
+        diagnostic = diagnostic_near(notification, address)
+        status = find_status(diagnostic)
+        results.append(
+            RecipientResult(
+                recipient=address,
+                action="failed" if final else "delayed",
+                status=status,
+                smtp_code=find_smtp_code(diagnostic),
+                diagnostic=diagnostic or None,
+                category=categorize(status, diagnostic),
+                is_final_failure=final,
+                carrier=carrier_of(address),
+            )
+        )
+    return tuple(results)
