@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.message import Message
 from email.parser import HeaderParser
-from email.policy import compat32
 
 from net119.bounces.carriers import carrier_of
 from net119.bounces.categories import (
@@ -29,7 +28,7 @@ from net119.bounces.categories import (
 )
 from net119.bounces.headers import clean_message_id, parse_date
 from net119.bounces.model import BounceKind, ReasonCategory, RecipientResult
-from net119.bounces.text import diagnostic_near, header_text
+from net119.bounces.text import PARSE_POLICY, diagnostic_near, header_text
 
 DSN_CONTENT_TYPES = ("message/delivery-status", "message/global-delivery-status")
 
@@ -80,7 +79,7 @@ def _blocks_of(part: Message) -> list[Message]:
         raw = part.get_payload(decode=True)
         text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else ""
     text = text.replace("\r\n", "\n")
-    parser = HeaderParser(policy=compat32)
+    parser = HeaderParser(policy=PARSE_POLICY)
     return [parser.parsestr(chunk) for chunk in text.split("\n\n") if chunk.strip()]
 
 

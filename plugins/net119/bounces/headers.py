@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.message import Message
 from email.parser import HeaderParser
-from email.policy import compat32
 from email.utils import getaddresses, parsedate_to_datetime
 
-from net119.bounces.text import header_text, part_text
+from net119.bounces.text import PARSE_POLICY, header_text, part_text
 
 DEFAULT_VERP_PREFIX = "bounce"
 
@@ -138,12 +137,12 @@ def _returned_part_headers(part: Message) -> Message | None:
         if isinstance(payload, list) and payload and isinstance(payload[0], Message):
             return payload[0]
         if isinstance(payload, str):
-            return HeaderParser(policy=compat32).parsestr(payload)
+            return HeaderParser(policy=PARSE_POLICY).parsestr(payload)
         return None
     text = part_text(part, limit=64 * 1024)
     if not text:
         return None
-    return HeaderParser(policy=compat32).parsestr(text)
+    return HeaderParser(policy=PARSE_POLICY).parsestr(text)
 
 
 def find_returned_headers(msg: Message, body_text: str) -> ReturnedHeaders:

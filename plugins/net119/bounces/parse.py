@@ -38,7 +38,6 @@ from collections.abc import Iterator
 from dataclasses import replace
 from email import message_from_bytes
 from email.message import Message
-from email.policy import compat32
 
 from net119.bounces.autoreply import is_auto_reply, is_daemon_sender
 from net119.bounces.carriers import carrier_of, parse_japanese_notice
@@ -60,7 +59,7 @@ from net119.bounces.model import (
     RecipientResult,
 )
 from net119.bounces.nonstandard import detect_nonstandard
-from net119.bounces.text import header_text, part_text
+from net119.bounces.text import PARSE_POLICY, codec_name, header_text, part_text
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +108,21 @@ def _is_mail_message(msg: Message) -> bool:
     return any(msg.get(name) is not None for name in _MESSAGE_HEADERS)
 
 
+def _repair_charset_labels(msg: Message) -> None:
+    """Replace charset labels that name no codec by ``unknown-8bit``.
+
+    ``Message.get_payload()`` of Python 3.11 raises UnicodeEncodeError or
+    ValueError on a label with 8-bit bytes or a NUL when the body has 8-bit
+    bytes. Such a body is decoded by detection (see ``text.decode_bytes``).
+    """
+    for part in msg.walk():
+        charset = part.get_param("charset")
+        if charset is None:
+            continue
+        if isinstance(charset, tuple) or codec_name(str(charset)) is None:
+            part.set_param("charset", "unknown-8bit")
+
+
 def _notification_parts(msg: Message) -> Iterator[Message]:
     """Yield the text parts of the bounce itself, not those of a returned message."""
     if msg.is_multipart():
@@ -151,11 +165,12 @@ def _original_message_id(
 
 
 def _parse(raw: bytes, verp_prefix: str) -> BounceReport:
-    msg = message_from_bytes(raw, policy=compat32)
+    msg = message_from_bytes(raw, policy=PARSE_POLICY)
     if not _is_mail_message(msg):
         return BounceReport(
             kind=BounceKind.UNRECOGNISED, quarantine_reason=QuarantineReason.UNPARSEABLE
         )
+    _repair_charset_labels(msg)
 
     text = _notification_text(msg)
     returned = find_returned_headers(msg, text)

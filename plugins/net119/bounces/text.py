@@ -10,20 +10,20 @@ from __future__ import annotations
 
 import codecs
 import re
+from email.errors import HeaderParseError
 from email.header import decode_header
 from email.message import Message
+from email.policy import Compat32
 
-# Python codec names to try for each declared charset, in order. CP932 is the
-# Microsoft superset of Shift_JIS that carriers and Windows mailers produce.
-_CHARSET_CANDIDATES: dict[str, tuple[str, ...]] = {
-    "iso2022_jp": ("iso2022_jp", "iso2022_jp_ext", "iso2022_jp_2"),
-    "shift_jis": ("cp932", "shift_jis_2004"),
-    "cp932": ("cp932", "shift_jis_2004"),
-    "euc_jp": ("euc_jp", "euc_jis_2004"),
-}
+# Codecs to try, in order, for ISO-2022-JP text. The extensions add half-width
+# katakana and JIS X 0212 characters that some mailers send under the label.
+_ISO2022_JP_CODECS = ("iso2022_jp", "iso2022_jp_ext", "iso2022_jp_2")
 
-# Order of guesses for undeclared or wrongly declared 8-bit text.
-_DETECTION_ORDER = ("utf-8", "cp932", "euc_jp")
+# Candidates for 8-bit Japanese text. CP932 is the Microsoft superset of
+# Shift_JIS that carriers and Windows mailers produce.
+_JAPANESE_8BIT_CANDIDATES = ("cp932", "euc_jp")
+# Declared 8-bit Japanese charsets and the candidate they prefer.
+_JAPANESE_8BIT_CODECS = {"shift_jis": "cp932", "cp932": "cp932", "euc_jp": "euc_jp"}
 
 _JAPANESE_CHARS = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff\uff01-\uff5e\u3000-\u303f]")
 _HALFWIDTH_KATAKANA = re.compile(r"[\uff61-\uff9f]")
@@ -36,12 +36,31 @@ _MAX_DIAGNOSTIC_LINES = 6
 MAX_TEXT_BYTES = 256 * 1024
 
 
-def _codec_name(charset: str | None) -> str | None:
+class RawHeaderPolicy(Compat32):
+    """The compat32 policy, but header values stay the strings that were parsed.
+
+    compat32 wraps a value with 8-bit bytes in an ``email.header.Header``,
+    whose ``str()`` loses the bytes and which code that expects ``str``
+    (flufl.bounce's detectors) fails on. Here the bytes stay as surrogate
+    escapes, which ``header_text`` decodes.
+    """
+
+    def header_fetch_parse(self, name: str, value: str) -> str:
+        return value
+
+
+#: Policy for parsing bounces: see ``RawHeaderPolicy``.
+PARSE_POLICY = RawHeaderPolicy()
+
+
+def codec_name(charset: str | None) -> str | None:
+    """Return Python's codec name for a MIME charset label, or ``None``."""
     if not charset:
         return None
     try:
         return codecs.lookup(charset.strip().strip('"').lower()).name
-    except LookupError:
+    except (LookupError, UnicodeError, ValueError):
+        # ValueError: a damaged label with a NUL; UnicodeError: 8-bit bytes.
         return None
 
 
@@ -65,26 +84,37 @@ def _try_decode(data: bytes, codec: str) -> str | None:
         return None
 
 
-def detect_and_decode(data: bytes) -> str:
-    """Decode bytes of unknown charset, trying the Japanese encodings in use."""
+def detect_and_decode(data: bytes, preferred: str | None = None) -> str:
+    """Decode bytes of unknown charset, trying the Japanese encodings in use.
+
+    ``preferred`` is a Python codec name that wins a tie, normally the
+    declared charset. Text that reads as Japanese in no candidate encoding
+    is decoded as UTF-8 with U+FFFD for the invalid bytes.
+    """
     if data.isascii():
         if b"\x1b$" in data or b"\x1b(" in data:
-            for codec in _CHARSET_CANDIDATES["iso2022_jp"]:
+            for codec in _ISO2022_JP_CODECS:
                 text = _try_decode(data, codec)
                 if text is not None:
                     return text
         return data.decode("ascii")
 
+    # Valid UTF-8 with multibyte sequences is almost never a coincidence in
+    # CP932 or EUC-JP text.
+    text = _try_decode(data, "utf-8")
+    if text is not None:
+        return text
+
+    candidates = list(_JAPANESE_8BIT_CANDIDATES)
+    if preferred is not None and preferred in candidates:
+        candidates.remove(preferred)
+        candidates.insert(0, preferred)
     best_text: str | None = None
-    best_score = float("-inf")
-    for codec in _DETECTION_ORDER:
+    best_score = 0.0
+    for codec in candidates:
         text = _try_decode(data, codec)
         if text is None:
             continue
-        if codec == "utf-8":
-            # Valid UTF-8 with multibyte sequences is almost never a
-            # coincidence in CP932 or EUC-JP text.
-            return text
         score = _japanese_score(text)
         if score > best_score:
             best_text, best_score = text, score
@@ -97,16 +127,22 @@ def decode_bytes(data: bytes, declared: str | None = None) -> str:
     """Decode ``data`` with its declared charset, falling back to detection.
 
     A declared charset that fails to decode strictly, or a 7-bit label such
-    as ISO-2022-JP on 8-bit bytes, is treated as a wrong label.
+    as ISO-2022-JP on 8-bit bytes, is treated as a wrong label. Shift_JIS
+    and EUC-JP bytes often decode without error in each other's codec, so
+    for a Japanese label the candidate that reads best as Japanese wins.
     """
-    codec = _codec_name(declared)
-    if codec is not None and codec not in ("ascii", "us-ascii"):
-        if codec == "iso2022_jp" and not data.isascii():
-            return detect_and_decode(data)
-        for candidate in _CHARSET_CANDIDATES.get(codec, (codec,)):
-            text = _try_decode(data, candidate)
-            if text is not None:
-                return text
+    codec = codec_name(declared)
+    if codec is None or codec == "ascii":
+        return detect_and_decode(data)
+    if codec == "iso2022_jp" and not data.isascii():
+        return detect_and_decode(data)
+    if codec in _JAPANESE_8BIT_CODECS:
+        return detect_and_decode(data, preferred=_JAPANESE_8BIT_CODECS[codec])
+    candidates = _ISO2022_JP_CODECS if codec == "iso2022_jp" else (codec,)
+    for candidate in candidates:
+        text = _try_decode(data, candidate)
+        if text is not None:
+            return text
     return detect_and_decode(data)
 
 
@@ -132,7 +168,7 @@ def header_text(value: object) -> str:
     if "=?" in raw:
         try:
             chunks = decode_header(raw)
-        except (ValueError, LookupError, UnicodeError):
+        except (HeaderParseError, ValueError, LookupError, UnicodeError):
             chunks = [(raw, None)]
         pieces = []
         for chunk, charset in chunks:
