@@ -16,6 +16,7 @@ import pytest
 
 from net119 import db, migrate
 from net119.devtools import embedded_pg
+from net119.devtools.demo import stop_database
 from net119.devtools.seed import (
     EXPIRY_DAYS_AFTER,
     EXPIRY_DAYS_BEFORE,
@@ -59,7 +60,7 @@ def pg_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         patch.setenv("XDG_RUNTIME_DIR", str(runtime_dir))
         embedded_pg.start(data_dir, database="postgres")
         yield data_dir
-        embedded_pg.stop(data_dir)
+        stop_database(data_dir)
 
 
 @pytest.fixture

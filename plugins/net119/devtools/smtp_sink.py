@@ -71,7 +71,7 @@ class MessageStore:
         return max(numbers, default=0)
 
     def add(self, mail_from: str, rcpt_tos: list[str], content: bytes) -> Path:
-        """Write ``content`` with the envelope headers and return the new file's path."""
+        """Write ``content`` after the envelope headers and return the file's path."""
         data = envelope_headers(mail_from, rcpt_tos, content) + content
         temporary = self.directory / f".tmp-{os.getpid()}-{threading.get_ident()}"
         temporary.write_bytes(data)
@@ -118,13 +118,14 @@ class _StoreHandler:
         self, server: SMTP, session: Session, envelope: Envelope
     ) -> str:
         content = envelope.original_content or b""
-        path = self.store.add(envelope.mail_from or "", list(envelope.rcpt_tos), content)
+        recipients = list(envelope.rcpt_tos)
+        path = self.store.add(envelope.mail_from or "", recipients, content)
         self.received += 1
         log.info(
             "Stored message %s: %d bytes, %d recipients",
             path.name,
             len(content),
-            len(envelope.rcpt_tos),
+            len(recipients),
         )
         return "250 OK: message stored"
 
@@ -248,7 +249,10 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="Run an SMTP server that stores every message as an .eml file.",
     )
     parser.add_argument(
-        "--dir", required=True, type=Path, help="folder for the .eml files (created if missing)"
+        "--dir",
+        required=True,
+        type=Path,
+        help="folder for the .eml files (created if missing)",
     )
     parser.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)"
