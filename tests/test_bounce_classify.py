@@ -46,7 +46,8 @@ def json_lines(stdout: bytes) -> list[dict[str, Any]]:
 
 def expected_for(path: Path) -> dict[str, Any]:
     expected_path = path.with_name(path.stem + ".expected.json")
-    return json.loads(expected_path.read_text("utf-8"))
+    expected: dict[str, Any] = json.loads(expected_path.read_text("utf-8"))
+    return expected
 
 
 def test_classify_all_samples() -> None:

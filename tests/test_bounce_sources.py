@@ -206,8 +206,9 @@ def append_samples(server: DovecotServer) -> list[bytes]:
     stored = []
     for name in SAMPLE_NAMES:
         raw = sample(name)
-        status, _data = connection.append("INBOX", None, None, raw)
-        assert status == "OK"
+        # Empty flags and date mean none, as None does.
+        response = connection.append("INBOX", "", "", raw)
+        assert response[0] == "OK"
         # IMAP stores messages with CRLF line ends; imaplib converts on APPEND.
         stored.append(CRLF_RE.sub(b"\r\n", raw))
     connection.logout()

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 # detectors are run one by one from its internal, ordered list.
 # NOTE: _DETECTORS is private in flufl.bounce 6.0.0 (pinned); without it the
 # public all_failures() is used, which gives up on such messages.
+FLUFL_DETECTORS: list[type[BounceDetector]] | None
 try:
     from flufl.bounce._scan import _DETECTORS as FLUFL_DETECTORS
 except ImportError:  # pragma: no cover - depends on the installed version

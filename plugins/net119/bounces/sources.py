@@ -362,7 +362,7 @@ class ImapSource(BounceSource):
         """Yield each message without ``\\Seen`` and ``\\Deleted``, oldest UID first."""
         connection = self._connect()
         try:
-            status, data = connection.uid("SEARCH", None, "UNSEEN UNDELETED")
+            status, data = connection.uid("SEARCH", "UNSEEN UNDELETED")
         except (OSError, imaplib.IMAP4.error) as exc:
             raise BounceSourceError(f"IMAP SEARCH failed: {exc}") from exc
         if status != "OK":
