@@ -2,7 +2,7 @@
 
 Usage (from the repository root)::
 
-    .venv/bin/python scripts/bench_bounces.py [--seconds 5] [--corpus tests/data/bounces]
+    .venv/bin/python scripts/bench_bounces.py [--seconds 5] [--corpus DIR]
 
 The script pins itself to one CPU where the OS allows it and parses every
 ``*.eml`` file of the corpus in turn until the time is up. It prints the
@@ -48,7 +48,9 @@ def measure(corpus: list[bytes], seconds: float) -> tuple[int, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=5.0, help="measuring time in seconds")
+    parser.add_argument(
+        "--seconds", type=float, default=5.0, help="measuring time in seconds"
+    )
     parser.add_argument(
         "--corpus",
         type=Path,
@@ -69,16 +71,19 @@ def main() -> int:
     count, elapsed = measure(corpus, arguments.seconds)
 
     slowest_name, slowest_rate = "", float("inf")
-    for path, raw in zip(paths, corpus):
+    for path, raw in zip(paths, corpus, strict=False):
         file_count, file_elapsed = measure([raw], 0.2)
         rate = file_count / file_elapsed
         if rate < slowest_rate:
             slowest_name, slowest_rate = path.name, rate
 
     total_bytes = sum(len(raw) for raw in corpus)
-    print(f"python {platform.python_version()}, {cpu}, {os.cpu_count()} CPUs in the machine")
+    machine = f"{os.cpu_count()} CPUs in the machine"
+    print(f"python {platform.python_version()}, {cpu}, {machine}")
     print(f"corpus: {len(corpus)} files, {total_bytes} bytes, from {arguments.corpus}")
-    print(f"parsed {count} messages in {elapsed:.2f} s: {count / elapsed:.0f} messages/s")
+    print(
+        f"parsed {count} messages in {elapsed:.2f} s: {count / elapsed:.0f} messages/s"
+    )
     print(f"slowest file: {slowest_name} at {slowest_rate:.0f} messages/s")
     return 0
 

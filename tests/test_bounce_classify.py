@@ -55,8 +55,10 @@ def test_classify_all_samples() -> None:
 
     assert result.returncode == 0, result.stderr.decode()
     documents = json_lines(result.stdout)
-    assert [document["path"] for document in documents] == [str(p) for p in SAMPLE_FILES]
-    for path, document in zip(SAMPLE_FILES, documents):
+    assert [document["path"] for document in documents] == [
+        str(p) for p in SAMPLE_FILES
+    ]
+    for path, document in zip(SAMPLE_FILES, documents, strict=False):
         expected = expected_for(path)
         assert document["error"] is None, path.name
         assert document["kind"] == expected["kind"], path.name
@@ -64,7 +66,9 @@ def test_classify_all_samples() -> None:
         assert document["message_id"] == expected["message_id"], path.name
         assert document["quarantine_reason"] == expected["quarantine_reason"], path.name
         assert len(document["recipients"]) == len(expected["recipients"]), path.name
-        for actual, expected_recipient in zip(document["recipients"], expected["recipients"]):
+        for actual, expected_recipient in zip(
+            document["recipients"], expected["recipients"], strict=False
+        ):
             for key in RECIPIENT_KEYS:
                 assert actual[key] == expected_recipient[key], f"{path.name} {key}"
 
@@ -72,7 +76,7 @@ def test_classify_all_samples() -> None:
 def test_classify_keeps_japanese_unescaped() -> None:
     result = run_classify(str(SAMPLES_DIR / "au_filtered_iso2022jp.eml"))
 
-    assert "受信拒否".encode("utf-8") in result.stdout
+    assert "受信拒否".encode() in result.stdout
     assert b"\\u" not in result.stdout
 
 

@@ -83,14 +83,18 @@ def test_parse_bounce_sample(name: str, caplog: pytest.LogCaptureFixture) -> Non
     if expected["original_sent_at"] is None:
         assert report.original_sent_at is None
     else:
-        assert report.original_sent_at == datetime.fromisoformat(expected["original_sent_at"])
+        assert report.original_sent_at == datetime.fromisoformat(
+            expected["original_sent_at"]
+        )
     quarantine = report.quarantine_reason.value if report.quarantine_reason else None
     assert quarantine == expected["quarantine_reason"]
     assert len(report.recipients) == len(expected["recipients"])
     for index, expected_recipient in enumerate(expected["recipients"]):
         actual = recipient_fields(report.recipients[index])
         for field in RECIPIENT_FIELDS:
-            assert actual[field] == expected_recipient[field], f"recipient {index} {field}"
+            assert (
+                actual[field] == expected_recipient[field]
+            ), f"recipient {index} {field}"
     # A sample that the parser reads must not go through its catch-all.
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
@@ -101,7 +105,9 @@ def test_parse_bounce_mixed_dsn_final_failures() -> None:
     report = parse_bounce(raw)
 
     assert report.has_final_failure
-    assert [result.recipient for result in report.final_failures] == ["rokuro@example.org"]
+    assert [result.recipient for result in report.final_failures] == [
+        "rokuro@example.org"
+    ]
 
 
 def test_parse_bounce_delayed_has_no_final_failure() -> None:
@@ -232,7 +238,9 @@ def test_parse_bounce_verp_from_returned_return_path() -> None:
     raw, _expected = load_sample("qmail_no_mailbox")
     forwarded = raw.replace(
         b"Delivered-To: bounce+h6tf2kq3ve7nsa4y@net119.example.jp\n", b""
-    ).replace(b"To: bounce+h6tf2kq3ve7nsa4y@net119.example.jp\n", b"To: ops@example.jp\n")
+    ).replace(
+        b"To: bounce+h6tf2kq3ve7nsa4y@net119.example.jp\n", b"To: ops@example.jp\n"
+    )
 
     report = parse_bounce(forwarded)
 
@@ -257,17 +265,33 @@ def test_decode_bytes_invalid_bytes_replaced() -> None:
 @pytest.mark.parametrize(
     ("status", "diagnostic", "category"),
     [
-        ("5.1.1", "550 5.1.1 <a@example.com>: Recipient address rejected: User unknown", "user_unknown"),
+        (
+            "5.1.1",
+            "550 5.1.1 <a@example.com>: Recipient address rejected: User unknown",
+            "user_unknown",
+        ),
         (None, "550 No such user here", "user_unknown"),
         ("5.1.2", "", "host_unknown"),
         ("5.4.4", "Host or domain name not found", "host_unknown"),
         ("5.2.2", "", "mailbox_full"),
         ("4.2.2", "", "mailbox_full"),
-        ("5.0.0", "552 Requested mail action aborted: exceeded storage allocation", "mailbox_full"),
+        (
+            "5.0.0",
+            "552 Requested mail action aborted: exceeded storage allocation",
+            "mailbox_full",
+        ),
         ("5.7.1", "550 5.7.1 Message rejected as spam", "filtered"),
         (None, "550 Rejected by recipient settings", "filtered"),
-        ("5.1.1", "受信拒否設定により受信が拒否されました 550 Unknown user", "filtered"),
-        ("5.2.1", "The email account that you tried to reach is disabled.", "suspended"),
+        (
+            "5.1.1",
+            "受信拒否設定により受信が拒否されました 550 Unknown user",
+            "filtered",
+        ),
+        (
+            "5.2.1",
+            "The email account that you tried to reach is disabled.",
+            "suspended",
+        ),
         (None, "550 5.2.1 mailbox suspended", "suspended"),
         ("4.4.7", "", "expired"),
         ("4.4.1", "delivery temporarily suspended: Connection timed out", "other"),

@@ -70,8 +70,12 @@ def stored_files(path: Path) -> list[Path]:
 
 
 def test_maildir_source_yields_each_once(maildir_path: Path) -> None:
-    on_disk = {sha256_key(p.read_bytes()): p.read_bytes() for p in stored_files(maildir_path)}
-    (maildir_path / "tmp" / "1796.partial.host").write_bytes(b"From: still being delivered\n")
+    on_disk = {
+        sha256_key(p.read_bytes()): p.read_bytes() for p in stored_files(maildir_path)
+    }
+    (maildir_path / "tmp" / "1796.partial.host").write_bytes(
+        b"From: still being delivered\n"
+    )
 
     with MaildirSource(MaildirConfig(maildir_path)) as source:
         messages = list(source.messages())
@@ -158,7 +162,10 @@ def test_maildir_source_duplicates_yielded_once(tmp_path: Path) -> None:
             source.acknowledge(message.key)
 
     assert sorted(keys) == sorted(
-        {sha256_key(sample("postfix_user_unknown")), sha256_key(sample("qmail_no_mailbox"))}
+        {
+            sha256_key(sample("postfix_user_unknown")),
+            sha256_key(sample("qmail_no_mailbox")),
+        }
     )
     assert stored_files(path) == []
     assert len(list((path / ".processed" / "cur").iterdir())) == 4
@@ -361,7 +368,10 @@ def test_imap_config_validation() -> None:
         ImapConfig(host="h", user="u", password="p", processed_mailbox="処理済み")
     assert ImapConfig(host="h", user="u", password="p").effective_port == 993
     assert ImapConfig(host="h", user="u", password="p", ssl=False).effective_port == 143
-    assert "p" not in repr(ImapConfig(host="h", user="u", password="p")).split("password")[-1:]
+    assert (
+        "p"
+        not in repr(ImapConfig(host="h", user="u", password="p")).split("password")[-1:]
+    )
 
 
 # --- Construction from settings ----------------------------------------------
@@ -370,7 +380,13 @@ def test_imap_config_validation() -> None:
 def test_source_from_config_builds_both(tmp_path: Path, maildir_path: Path) -> None:
     maildir_source = source_from_config({"type": "maildir", "path": str(maildir_path)})
     imap_source = source_from_config(
-        {"type": "imap", "host": "127.0.0.1", "user": "u", "password": "p", "ssl": "false"}
+        {
+            "type": "imap",
+            "host": "127.0.0.1",
+            "user": "u",
+            "password": "p",
+            "ssl": "false",
+        }
     )
 
     assert isinstance(maildir_source, MaildirSource)
@@ -380,7 +396,9 @@ def test_source_from_config_builds_both(tmp_path: Path, maildir_path: Path) -> N
     with pytest.raises(ValueError, match="'pop3'"):
         source_from_config({"type": "pop3"})
     with pytest.raises(ValueError, match="ssl"):
-        source_from_config({"type": "imap", "host": "h", "user": "u", "password": "p", "ssl": "maybe"})
+        source_from_config(
+            {"type": "imap", "host": "h", "user": "u", "password": "p", "ssl": "maybe"}
+        )
 
 
 def test_source_from_airflow_imap_connection(
@@ -408,7 +426,10 @@ def test_source_from_airflow_imap_connection(
 def test_source_from_airflow_maildir_connection(
     maildir_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    connection = {"conn_type": "fs", "extra": {"path": str(maildir_path), "after_ack": "flag"}}
+    connection = {
+        "conn_type": "fs",
+        "extra": {"path": str(maildir_path), "after_ack": "flag"},
+    }
     monkeypatch.setenv("AIRFLOW_CONN_NET119_TEST_MAILDIR", json.dumps(connection))
 
     with source_from_airflow_connection("net119_test_maildir") as source:

@@ -21,14 +21,24 @@ _RESPONDER_PRECEDENCE = ("auto_reply", "auto-reply")
 _HINT_PRECEDENCE = ("bulk", "junk", "list")
 
 _RESPONDER_SUBJECT_RE = re.compile(
-    r"^\s*(?:automatic reply|auto(?:matic)?[- ]?(?:reply|response)|out of (?:the )?office|"
-    r"autoreply|vacation|自動応答|自動返信|自動返答|不在通知|不在のお知らせ|休暇のお知らせ)\s*[:：]?",
+    r"^\s*(?:automatic reply|auto(?:matic)?[- ]?(?:reply|response)|"
+    r"out of (?:the )?office|autoreply|vacation|"
+    r"自動応答|自動返信|自動返答|不在通知|不在のお知らせ|休暇のお知らせ)\s*[:：]?",
     re.IGNORECASE,
 )
-_HINT_SUBJECT_RE = re.compile(r"auto|vacation|out of office|不在|休暇|留守|自動", re.IGNORECASE)
+_HINT_SUBJECT_RE = re.compile(
+    r"auto|vacation|out of office|不在|休暇|留守|自動", re.IGNORECASE
+)
 
 DAEMON_LOCAL_PARTS = frozenset(
-    {"mailer-daemon", "postmaster", "mail-daemon", "maildaemon", "mailerdaemon", "daemon"}
+    {
+        "mailer-daemon",
+        "postmaster",
+        "mail-daemon",
+        "maildaemon",
+        "mailerdaemon",
+        "daemon",
+    }
 )
 
 
@@ -54,7 +64,11 @@ def is_auto_reply(msg: Message, subject: str) -> bool:
     if _RESPONDER_SUBJECT_RE.search(subject):
         return True
 
-    generated = auto_submitted.startswith("auto-") or msg.get("X-Auto-Response-Suppress")
-    if (generated or precedence in _HINT_PRECEDENCE) and _HINT_SUBJECT_RE.search(subject):
+    generated = auto_submitted.startswith("auto-") or msg.get(
+        "X-Auto-Response-Suppress"
+    )
+    if (generated or precedence in _HINT_PRECEDENCE) and _HINT_SUBJECT_RE.search(
+        subject
+    ):
         return True
     return False

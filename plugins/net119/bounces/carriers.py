@@ -32,7 +32,9 @@ CARRIER_DOMAINS: dict[str, str] = {
 
 # Addresses that carriers issued before 2009 may contain consecutive dots and a
 # dot before the @, so the local part pattern accepts any dot placement.
-ADDRESS_RE = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+ADDRESS_RE = re.compile(
+    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+"
+)
 
 _FAILURE_RE = re.compile(
     r"配信できません|送信できません|届けられません|お届けできません|配送できません|"
@@ -46,8 +48,9 @@ _RECIPIENT_LABEL_RE = re.compile(
 )
 # A reason label may follow a short qualifier, as in 「サーバーの応答：」.
 _REASON_LABEL_RE = re.compile(
-    r"^[ \t　]*[^:：\n]{0,6}?(?:理由|原因|エラー内容|エラー|詳細|内容|応答)[^:：\n]{0,12}[:：]"
-    r"[ \t　]*(.+)$",
+    r"^[ \t　]*[^:：\n]{0,6}?"
+    r"(?:理由|原因|エラー内容|エラー|詳細|内容|応答)"
+    r"[^:：\n]{0,12}[:：][ \t　]*(.+)$",
     re.MULTILINE,
 )
 _SMTP_LINE_RE = re.compile(r"^.*(?<!\d)[45]\d\d[ \-].*$", re.MULTILINE)
@@ -69,7 +72,9 @@ def carrier_of(address_or_domain: str | None) -> str | None:
 def _diagnostic_from(paragraph: str, fallback: str) -> str:
     lines = [match.group(1).strip() for match in _REASON_LABEL_RE.finditer(paragraph)]
     if not lines:
-        lines = [match.group(1).strip() for match in _REASON_LABEL_RE.finditer(fallback)]
+        lines = [
+            match.group(1).strip() for match in _REASON_LABEL_RE.finditer(fallback)
+        ]
     if not any(find_smtp_code(line) for line in lines):
         smtp_line = _SMTP_LINE_RE.search(paragraph) or _SMTP_LINE_RE.search(fallback)
         if smtp_line is not None:

@@ -111,7 +111,9 @@ def classify_file(path: str, max_bytes: int = MAX_BOUNCE_BYTES) -> dict[str, Any
     return report_json(path, report)
 
 
-def _parse_arguments(argv: Sequence[str] | None, prog: str | None) -> argparse.Namespace:
+def _parse_arguments(
+    argv: Sequence[str] | None, prog: str | None
+) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog=prog,
         description=(
@@ -119,7 +121,9 @@ def _parse_arguments(argv: Sequence[str] | None, prog: str | None) -> argparse.N
             "print one JSON object per file on standard output."
         ),
     )
-    parser.add_argument("files", nargs="+", metavar="FILE", help="message file to parse")
+    parser.add_argument(
+        "files", nargs="+", metavar="FILE", help="message file to parse"
+    )
     parser.add_argument(
         "--max-bytes",
         type=int,
@@ -135,7 +139,10 @@ def _write_line(stream: BinaryIO, document: dict[str, Any]) -> None:
 
 
 def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
-    """Run the command with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
+    """Run the command on ``argv`` (default ``sys.argv[1:]``).
+
+    Returns the exit status.
+    """
     arguments = _parse_arguments(argv, prog)
     if not logging.getLogger().handlers:
         logging.basicConfig(stream=sys.stderr, level=logging.WARNING)

@@ -32,7 +32,8 @@ from net119.bounces.text import PARSE_POLICY, diagnostic_near, header_text
 
 DSN_CONTENT_TYPES = ("message/delivery-status", "message/global-delivery-status")
 
-_NOT_FAILED_ACTIONS = ("delayed", "delivered", "relayed", "expanded")
+_SUCCESS_ACTIONS = ("delivered", "relayed", "expanded")
+_NOT_FAILED_ACTIONS = ("delayed", *_SUCCESS_ACTIONS)
 # OpenSMTPD writes the non-standard "Action: error" for a failed recipient.
 _FAILED_ACTIONS = ("failed", "error")
 _MAX_DIAGNOSTIC_CHARS = 1000
@@ -74,7 +75,9 @@ def _blocks_of(part: Message) -> list[Message]:
         return [block for block in payload if isinstance(block, Message)]
 
     if isinstance(payload, list):
-        text = "\n".join(block.as_string() for block in payload if isinstance(block, Message))
+        text = "\n".join(
+            block.as_string() for block in payload if isinstance(block, Message)
+        )
     else:
         raw = part.get_payload(decode=True)
         text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else ""
@@ -93,28 +96,27 @@ def _is_final_failure(action: str | None, status: str | None) -> bool:
 
 
 def _recipient_result(block: Message, notification: str) -> RecipientResult | None:
-    final_recipient = _address(block.get("Final-Recipient")) if block.get("Final-Recipient") else None
-    original_recipient = (
-        _address(block.get("Original-Recipient")) if block.get("Original-Recipient") else None
-    )
+    final_recipient = _address(block.get("Final-Recipient"))
+    original_recipient = _address(block.get("Original-Recipient"))
     action_text = header_text(block.get("Action")).lower()
     action = action_text.split()[0] if action_text else None
-    status_text = header_text(block.get("Status"))
     if final_recipient is None and original_recipient is None and action is None:
         return None
 
-    diagnostic = _typed_value(block.get("Diagnostic-Code")) if block.get("Diagnostic-Code") else ""
-    diagnostic = diagnostic[:_MAX_DIAGNOSTIC_CHARS]
-    status = find_status(status_text) or find_status(diagnostic)
-    final = _is_final_failure(action, status)
     recipient = final_recipient or original_recipient
-    if not diagnostic and recipient and (final or action == "delayed"):
+    diagnostic = _typed_value(block.get("Diagnostic-Code"))[:_MAX_DIAGNOSTIC_CHARS]
+    status = find_status(header_text(block.get("Status"))) or find_status(diagnostic)
+    final = _is_final_failure(action, status)
+    if not diagnostic and recipient and action not in _SUCCESS_ACTIONS:
         # Sendmail omits Diagnostic-Code when no remote server replied, but
         # its text part names the reason next to the address.
         diagnostic = diagnostic_near(notification, recipient)
+        if status is None:
+            status = find_status(diagnostic)
+            final = _is_final_failure(action, status)
 
     category: ReasonCategory | None = None
-    if final or action == "delayed" or (action is None and status is not None):
+    if final or action == "delayed" or (action is None and _is_problem(status)):
         category = _category_for(status, diagnostic, final)
 
     return RecipientResult(
@@ -130,6 +132,10 @@ def _recipient_result(block: Message, notification: str) -> RecipientResult | No
     )
 
 
+def _is_problem(status: str | None) -> bool:
+    return status is not None and status.startswith(("4.", "5."))
+
+
 def _category_for(status: str | None, diagnostic: str, final: bool) -> ReasonCategory:
     # A generic status (5.0.0) is less specific than a code in the diagnostic.
     category_status = status
@@ -140,7 +146,12 @@ def _category_for(status: str | None, diagnostic: str, final: bool) -> ReasonCat
             category_status = diagnostic_status
     category = categorize(category_status, diagnostic)
     # A failure with a transient status means the MTA ran out of retries.
-    if final and status is not None and status.startswith("4.") and category is ReasonCategory.OTHER:
+    if (
+        final
+        and status is not None
+        and status.startswith("4.")
+        and category is ReasonCategory.OTHER
+    ):
         return ReasonCategory.EXPIRED
     return category
 
@@ -205,4 +216,8 @@ def _kind_of(recipients: tuple[RecipientResult, ...]) -> BounceKind:
 def _is_delay(result: RecipientResult) -> bool:
     if result.action == "delayed":
         return True
-    return result.action is None and result.status is not None and result.status.startswith("4.")
+    return (
+        result.action is None
+        and result.status is not None
+        and result.status.startswith("4.")
+    )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.message import Message
 from email.parser import HeaderParser
 from email.utils import getaddresses, parsedate_to_datetime
@@ -77,7 +77,9 @@ def find_verp_token(
     The returned original's Return-Path is the last resort, for bounces that
     were forwarded to the bounce mailbox and lost their envelope headers.
     """
-    pattern = _DEFAULT_VERP_RE if prefix == DEFAULT_VERP_PREFIX else verp_pattern(prefix)
+    pattern = (
+        _DEFAULT_VERP_RE if prefix == DEFAULT_VERP_PREFIX else verp_pattern(prefix)
+    )
     for name in VERP_HEADERS:
         for value in msg.get_all(name, []):
             match = pattern.search(str(value))
@@ -102,7 +104,7 @@ def parse_date(value: str | None) -> datetime | None:
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
     return parsed
 
 

@@ -59,12 +59,14 @@ def _decode_address(address: bytes) -> str:
 
 
 def _run_detectors(msg: Message) -> tuple[frozenset[bytes], frozenset[bytes]]:
-    """Return the temporary and permanent failures of the first detector that finds any."""
+    """Return the temporary and permanent failures of the first detector with any."""
     if FLUFL_DETECTORS is None:
         try:
             return all_failures(msg)
         except Exception:  # noqa: BLE001 - third-party heuristics on untrusted input
-            log.warning("flufl.bounce failed on a message; it stays unrecognised", exc_info=True)
+            log.warning(
+                "flufl.bounce failed on a message; it stays unrecognised", exc_info=True
+            )
             return frozenset(), frozenset()
 
     for detector_class in FLUFL_DETECTORS:

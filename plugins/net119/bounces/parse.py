@@ -77,13 +77,15 @@ _MESSAGE_HEADERS = (
     "Content-Type",
     "MIME-Version",
 )
-_HEADER_NAME_RE = re.compile(r"^[!-9;-~]+$")
 _TAG_RE = re.compile(r"<[^>]*>")
 _JAPANESE_RE = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
 
 
 def parse_bounce(
-    raw: bytes, *, max_bytes: int = MAX_BOUNCE_BYTES, verp_prefix: str = DEFAULT_VERP_PREFIX
+    raw: bytes,
+    *,
+    max_bytes: int = MAX_BOUNCE_BYTES,
+    verp_prefix: str = DEFAULT_VERP_PREFIX,
 ) -> BounceReport:
     """Parse one raw message from the bounce mailbox.
 
@@ -102,9 +104,6 @@ def parse_bounce(
 
 
 def _is_mail_message(msg: Message) -> bool:
-    keys = msg.keys()
-    if not keys or not all(_HEADER_NAME_RE.match(key) for key in keys):
-        return False
     return any(msg.get(name) is not None for name in _MESSAGE_HEADERS)
 
 
@@ -207,7 +206,9 @@ def _parse(raw: bytes, verp_prefix: str) -> BounceReport:
     sender_carrier = carrier_of(sender)
     from_mail_system = is_daemon_sender(sender) or sender_carrier is not None
     if from_mail_system and _JAPANESE_RE.search(text):
-        excluded = frozenset({sender, *(a.lower() for a in _bounce_addresses(msg, verp_prefix))})
+        excluded = frozenset(
+            {sender, *(a.lower() for a in _bounce_addresses(msg, verp_prefix))}
+        )
         recipients = parse_japanese_notice(text, excluded, returned.to)
         if recipients:
             kind = (
@@ -219,11 +220,19 @@ def _parse(raw: bytes, verp_prefix: str) -> BounceReport:
 
     # 3. Automatic reply from a person's address.
     if not is_daemon_sender(sender) and is_auto_reply(msg, subject):
-        responder = RecipientResult(recipient=sender or None, carrier=carrier_of(sender))
+        responder = RecipientResult(
+            recipient=sender or None, carrier=carrier_of(sender)
+        )
         return report(BounceKind.AUTO_REPLY, (responder,), "auto_reply")
 
-    # 4. Bounces without DSN.
-    recipients = detect_nonstandard(msg, text)
+    # 4. Bounces without DSN. The heuristics may pick up the bounce address
+    # itself from quoted headers, which is never the failed recipient.
+    own_prefix = verp_prefix.lower() + "+"
+    recipients = tuple(
+        result
+        for result in detect_nonstandard(msg, text)
+        if not (result.recipient or "").lower().startswith(own_prefix)
+    )
     if recipients:
         if any(result.is_final_failure for result in recipients):
             return report(BounceKind.NON_STANDARD_BOUNCE, recipients, "flufl.bounce")

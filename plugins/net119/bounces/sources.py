@@ -103,7 +103,7 @@ class BounceSource(ABC):
     def acknowledge(self, key: str) -> None:
         """Mark the message with ``key`` as recorded so no later pass yields it."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - a no-op default, not an abstract method
         """Release connections; the default does nothing."""
 
     def __enter__(self) -> Self:
@@ -232,7 +232,9 @@ class MaildirSource(BounceSource):
             return
         entries = self._pending.pop(key, None)
         if entries is None:
-            raise UnknownMessageKey(f"message key {key!r} was not yielded by the current pass")
+            raise UnknownMessageKey(
+                f"message key {key!r} was not yielded by the current pass"
+            )
         self._acknowledged.add(key)
         for entry in entries:
             self._acknowledge_entry(entry)
@@ -280,7 +282,9 @@ class ImapConfig:
             # NOTE: non-ASCII names need IMAP's modified UTF-7, which is not
             # implemented; name the folders in ASCII.
             if name is not None and (not name or not name.isascii()):
-                raise ValueError(f"invalid IMAP mailbox name {name!r}: use a non-empty ASCII name")
+                raise ValueError(
+                    f"invalid IMAP mailbox name {name!r}: use a non-empty ASCII name"
+                )
 
     @property
     def effective_port(self) -> int:
@@ -301,7 +305,9 @@ _FETCH_UID_RE = re.compile(rb"UID (\d+)")
 class ImapSource(BounceSource):
     """Bounce source over one IMAP mailbox; see the module documentation."""
 
-    def __init__(self, config: ImapConfig, ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self, config: ImapConfig, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
         self._config = config
         self._ssl_context = ssl_context
         self._connection: imaplib.IMAP4 | None = None
@@ -333,7 +339,9 @@ class ImapSource(BounceSource):
                     timeout=config.timeout,
                 )
             else:
-                connection = imaplib.IMAP4(config.host, config.effective_port, timeout=config.timeout)
+                connection = imaplib.IMAP4(
+                    config.host, config.effective_port, timeout=config.timeout
+                )
                 if config.starttls:
                     connection.starttls(ssl_context=context)
             connection.login(config.user, config.password)
@@ -413,7 +421,9 @@ class ImapSource(BounceSource):
 
         config = self._config
         try:
-            self._check(connection.uid("STORE", uid, "+FLAGS.SILENT", "(\\Seen)"), "STORE", uid)
+            self._check(
+                connection.uid("STORE", uid, "+FLAGS.SILENT", "(\\Seen)"), "STORE", uid
+            )
             if config.processed_mailbox is not None:
                 target = _quote_mailbox(config.processed_mailbox)
                 if "MOVE" in self._capabilities:
@@ -421,13 +431,17 @@ class ImapSource(BounceSource):
                 else:
                     self._check(connection.uid("COPY", uid, target), "COPY", uid)
         except (OSError, imaplib.IMAP4.error) as exc:
-            raise BounceSourceError(f"acknowledging IMAP UID {uid} failed: {exc}") from exc
+            raise BounceSourceError(
+                f"acknowledging IMAP UID {uid} failed: {exc}"
+            ) from exc
 
     @staticmethod
     def _check(response: tuple[str, list[Any]], command: str, uid: str) -> None:
         status, data = response
         if status != "OK":
-            raise BounceSourceError(f"IMAP {command} of UID {uid} failed: {_text(data)}")
+            raise BounceSourceError(
+                f"IMAP {command} of UID {uid} failed: {_text(data)}"
+            )
 
     def close(self) -> None:
         """Close the mailbox and log out; errors on the way out are logged only."""
@@ -438,7 +452,9 @@ class ImapSource(BounceSource):
             connection.close()
             connection.logout()
         except (OSError, imaplib.IMAP4.error) as exc:
-            log.warning("Closing the IMAP connection to %s failed: %s", self._config.host, exc)
+            log.warning(
+                "Closing the IMAP connection to %s failed: %s", self._config.host, exc
+            )
 
 
 def _text(data: Any) -> str:
@@ -473,9 +489,13 @@ def source_from_config(settings: Mapping[str, Any]) -> BounceSource:
     """
     source_type = str(settings.get("type", "")).lower()
     if source_type == "imap":
-        missing = [name for name in ("host", "user", "password") if not settings.get(name)]
+        missing = [
+            name for name in ("host", "user", "password") if not settings.get(name)
+        ]
         if missing:
-            raise ValueError(f"IMAP bounce source settings are missing {', '.join(missing)}")
+            raise ValueError(
+                f"IMAP bounce source settings are missing {', '.join(missing)}"
+            )
         port = settings.get("port")
         processed = settings.get("processed_mailbox")
         return ImapSource(
@@ -501,10 +521,14 @@ def source_from_config(settings: Mapping[str, Any]) -> BounceSource:
                 after_ack=AfterAck(str(settings.get("after_ack") or "move")),
             )
         )
-    raise ValueError(f"invalid bounce source type {source_type!r}: use 'imap' or 'maildir'")
+    raise ValueError(
+        f"invalid bounce source type {source_type!r}: use 'imap' or 'maildir'"
+    )
 
 
-def source_from_airflow_connection(conn_id: str = DEFAULT_CONNECTION_ID) -> BounceSource:
+def source_from_airflow_connection(
+    conn_id: str = DEFAULT_CONNECTION_ID,
+) -> BounceSource:
     """Build a source from an Airflow connection (see the module documentation).
 
     Airflow is imported here, not at module level, so the parser and the

@@ -160,7 +160,10 @@ class DovecotServer:
             try:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                log.warning("Dovecot (pid %d) did not stop in 10 s; killing it", self.process.pid)
+                log.warning(
+                    "Dovecot (pid %d) did not stop in 10 s; killing it",
+                    self.process.pid,
+                )
                 self.process.kill()
                 self.process.wait(timeout=10)
         shutil.rmtree(self.base_dir, ignore_errors=True)
@@ -186,7 +189,9 @@ def _wait_until_ready(server: DovecotServer, timeout: float) -> None:
                 f"its log:\n{server.log_text()}"
             )
         try:
-            with socket.create_connection((server.host, server.port), timeout=1) as probe:
+            with socket.create_connection(
+                (server.host, server.port), timeout=1
+            ) as probe:
                 if probe.recv(64).startswith(b"* OK"):
                     return
         except OSError:
