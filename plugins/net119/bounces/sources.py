@@ -342,29 +342,49 @@ class ImapSource(BounceSource):
                 connection = imaplib.IMAP4(
                     config.host, config.effective_port, timeout=config.timeout
                 )
-                if config.starttls:
-                    connection.starttls(ssl_context=context)
-            connection.login(config.user, config.password)
-            status, data = connection.select(_quote_mailbox(config.mailbox))
-            if status != "OK":
-                raise BounceSourceError(
-                    f"selecting IMAP mailbox {config.mailbox!r} failed: {_text(data)}"
-                )
-            _status, uidvalidity = connection.response("UIDVALIDITY")
-            self._uidvalidity = _text(uidvalidity)
-            _status, capability = connection.capability()
-            self._capabilities = frozenset(_text(capability).upper().split())
-            if config.processed_mailbox is not None:
-                # CREATE fails with [ALREADYEXISTS] once the mailbox exists, and
-                # that response is ignored.
-                connection.create(_quote_mailbox(config.processed_mailbox))
-        except (OSError, imaplib.IMAP4.error) as exc:
+        except OSError as exc:
             raise BounceSourceError(
-                f"connecting to IMAP server {config.host}:{config.effective_port} as "
-                f"{config.user!r} failed: {exc}"
+                f"connecting to IMAP server {config.host}:{config.effective_port} "
+                f"failed: {exc}"
             ) from exc
+
+        try:
+            self._open_mailbox(connection)
+        except BaseException as exc:
+            # Close the socket, which would otherwise stay open until garbage
+            # collection.
+            connection.shutdown()
+            if isinstance(exc, (OSError, imaplib.IMAP4.error)):
+                raise BounceSourceError(
+                    f"logging in to IMAP server {config.host}:{config.effective_port} "
+                    f"as {config.user!r} or opening mailbox {config.mailbox!r} "
+                    f"failed: {exc}"
+                ) from exc
+            raise
         self._connection = connection
         return connection
+
+    def _open_mailbox(self, connection: imaplib.IMAP4) -> None:
+        """Log in, select the mailbox and create the processed mailbox."""
+        config = self._config
+        if config.starttls:
+            connection.starttls(
+                ssl_context=self._ssl_context or ssl.create_default_context()
+            )
+        connection.login(config.user, config.password)
+        status, data = connection.select(_quote_mailbox(config.mailbox))
+        if status != "OK":
+            raise BounceSourceError(
+                f"selecting IMAP mailbox {config.mailbox!r} failed: {_text(data)}"
+            )
+        _status, uidvalidity = connection.response("UIDVALIDITY")
+        self._uidvalidity = _text(uidvalidity)
+        _status, capability = connection.capability()
+        self._capabilities = frozenset(_text(capability).upper().split())
+        if config.processed_mailbox is not None:
+            # CREATE fails with [ALREADYEXISTS] once the mailbox exists, and
+            # that response is ignored.
+            connection.create(_quote_mailbox(config.processed_mailbox))
 
     def messages(self) -> Iterator[RawMessage]:
         """Yield each message without ``\\Seen`` and ``\\Deleted``, oldest UID first."""
@@ -455,6 +475,7 @@ class ImapSource(BounceSource):
             log.warning(
                 "Closing the IMAP connection to %s failed: %s", self._config.host, exc
             )
+            connection.shutdown()
 
 
 def _text(data: Any) -> str:
