@@ -400,7 +400,7 @@ def test_source_from_config_builds_both(tmp_path: Path, maildir_path: Path) -> N
 
 
 def test_source_from_airflow_imap_connection(
-    imap_server: DovecotServer, monkeypatch: pytest.MonkeyPatch
+    imap_server: DovecotServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     append_samples(imap_server)
     connection = {
@@ -411,6 +411,7 @@ def test_source_from_airflow_imap_connection(
         "password": imap_server.password,
         "extra": {"ssl": False, "processed_mailbox": "processed"},
     }
+    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "airflow"))
     monkeypatch.setenv("AIRFLOW_CONN_NET119_BOUNCES", json.dumps(connection))
 
     with source_from_airflow_connection() as source:
@@ -422,12 +423,13 @@ def test_source_from_airflow_imap_connection(
 
 
 def test_source_from_airflow_maildir_connection(
-    maildir_path: Path, monkeypatch: pytest.MonkeyPatch
+    maildir_path: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     connection = {
         "conn_type": "fs",
         "extra": {"path": str(maildir_path), "after_ack": "flag"},
     }
+    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "airflow"))
     monkeypatch.setenv("AIRFLOW_CONN_NET119_TEST_MAILDIR", json.dumps(connection))
 
     with source_from_airflow_connection("net119_test_maildir") as source:
