@@ -1,0 +1,96 @@
+"""
+### NET119 daily renewal reminders (定期更新手続きのお願い)
+
+Runs every day at 09:00 Asia/Tokyo. The run's date D is the Asia/Tokyo date of
+its logical date, and the logical time is "now" for expiry transitions.
+
+1. **migrate_schema** brings the `net119` schema up to date.
+2. **apply_expiry_transitions** lapses users whose validity ended (失効中) with
+   the reason 不達 (`undeliverable`) or 未更新 (`not_renewed`).
+3. **send_reminders** runs once per schedule step (90日前 … 当日 … 180日後). Each
+   instance sends the step to the users for whom it is the latest due step,
+   records earlier unhandled steps as skipped, and returns counts: due, sent,
+   skipped, failed, undeliverable.
+
+Every task is safe to rerun: the reminder ledger is claimed before sending and
+marked after, so a rerun for the same date sends nothing twice. A temporary
+SMTP failure leaves the step `failed`, and later runs retry it while it is due.
+
+Connections: `net119_db` (PostgreSQL) and `net119_smtp` (SMTP). Settings:
+`NET119_*` environment variables (see the README).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow.sdk import dag, get_current_context, task
+from airflow.timetables.trigger import CronTriggerTimetable
+from net119.schedule import OFFSETS
+
+default_args = {
+    "owner": "net119",
+    "retries": 3,
+    "retry_delay": dt.timedelta(minutes=5),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": dt.timedelta(hours=1),
+}
+
+
+@dag(
+    dag_id="net119_daily_reminders",
+    schedule=CronTriggerTimetable("0 9 * * *", timezone="Asia/Tokyo"),
+    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
+    catchup=False,
+    max_active_runs=1,
+    default_args=default_args,
+    tags=["net119", "reminders"],
+    doc_md=__doc__,
+)
+def net119_daily_reminders():
+    @task
+    def migrate_schema() -> list[int]:
+        from net119 import migrate, runtime
+
+        with runtime.database() as conn:
+            return migrate.migrate(conn)
+
+    @task
+    def apply_expiry_transitions() -> dict[str, int]:
+        from net119 import runtime, transitions
+
+        context = get_current_context()
+        with runtime.database() as conn:
+            counts = transitions.apply_expiry_transitions(
+                conn, now=runtime.reference_time(context), run_id=runtime.run_id(context)
+            )
+        return counts.as_dict()
+
+    @task(map_index_template="{{ step_label }}", max_active_tis_per_dagrun=4)
+    def send_reminders(offset: int) -> dict[str, object]:
+        from net119 import reminders, runtime
+        from net119.config import Settings
+        from net119.schedule import offset_label
+
+        context = get_current_context()
+        context["step_label"] = offset_label(offset)
+        with runtime.database() as conn:
+            counts = reminders.send_step(
+                conn,
+                runtime.smtp_session,
+                offset=offset,
+                run_date=runtime.run_date(context),
+                now=runtime.reference_time(context),
+                settings=Settings.from_env(),
+                run_id=runtime.run_id(context),
+            )
+        return counts.as_dict()
+
+    schema = migrate_schema()
+    lapsed = apply_expiry_transitions()
+    sent = send_reminders.expand(offset=list(OFFSETS))
+
+    schema >> lapsed >> sent
+
+
+net119_daily_reminders()

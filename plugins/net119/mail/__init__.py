@@ -1,0 +1,1 @@
+"""Composition of the mails the pipeline sends, and address checks."""

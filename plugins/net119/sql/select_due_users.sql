@@ -1,0 +1,23 @@
+-- Users whose step %(offset)s is the latest due one on the run date and not
+-- yet handled in their current cycle, one keyset page at a time. A step that
+-- failed, or whose claim was left behind by a crash, is due again.
+SELECT u.id
+FROM net119.users AS u
+WHERE u.expires_at >= %(window_start)s
+  AND u.expires_at < %(window_end)s
+  AND u.id > %(after_id)s
+  AND NOT EXISTS (
+      SELECT 1
+      FROM net119.reminders AS r
+      WHERE r.user_id = u.id
+        AND r.kind = 'auto'
+        AND r.cycle_expires_at = u.expires_at
+        AND r.offset_days >= %(offset)s
+        AND NOT (
+            r.offset_days = %(offset)s
+            AND (r.outcome = 'failed'
+                 OR (r.outcome = 'sending' AND r.claimed_at < %(lease_cutoff)s))
+        )
+  )
+ORDER BY u.id
+LIMIT %(batch_size)s
