@@ -34,12 +34,19 @@ os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
 os.environ["NET119_TEMPLATE_DIR"] = str(ROOT / "include" / "templates")
 sys.path.insert(0, str(ROOT / "plugins"))
 
+import logging  # noqa: E402
+
 import psycopg2  # noqa: E402
 from aiosmtpd.controller import Controller  # noqa: E402
 
 from net119 import db as net119_db  # noqa: E402
 from net119 import migrate  # noqa: E402
 from net119.devtools.lenient_smtp import LenientSMTP  # noqa: E402
+
+# pgserver logs from an atexit hook, after pytest has closed its streams.
+logging.getLogger("pgserver").propagate = False
+
+pytest_plugins = ["fixtures_imap"]
 
 TEST_DATABASE_URL_ENV = "NET119_TEST_DATABASE_URL"
 _TEMPLATE_DB = "net119_template"

@@ -26,7 +26,6 @@ from net119.bounces.sources import (
 )
 from net119.devtools.imap_server import DovecotServer
 
-pytest_plugins = ["fixtures_imap"]
 
 SAMPLES_DIR = Path(__file__).parent / "data" / "bounces"
 SAMPLE_NAMES = ["postfix_user_unknown", "docomo_user_unknown_sjis", "qmail_no_mailbox"]

@@ -1,0 +1,5 @@
+import sys
+
+from net119.cli import main
+
+sys.exit(main())
