@@ -146,9 +146,7 @@ DATABASE_URL=$("$PY" -m net119.devtools.demo reset-database --data-dir "$DEMO/pg
     || { tail -n 40 "$LOG" >&2; die "PostgreSQL の起動に失敗しました。ログ: $LOG"; }
 
 step "スキーマを作成しています（net119 migrate）"
-run_logged "net119 migrate" "$PY" -c \
-    'import sys; from net119 import db, migrate; migrate.migrate(db.connect(sys.argv[1]))' \
-    "$DATABASE_URL"
+run_logged "net119 migrate" "$VENV/bin/net119" migrate --database-url "$DATABASE_URL"
 
 step "利用者 ${USERS} 人・消防本部 ${STATIONS} か所を生成しています（基準日 $RUN_DATE）"
 run_logged "seed" "$PY" -m net119.devtools.seed --database-url "$DATABASE_URL" \

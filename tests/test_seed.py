@@ -1,4 +1,8 @@
-"""Tests of the synthetic population, seeded into a real PostgreSQL."""
+"""Tests of the synthetic population, seeded into a real PostgreSQL.
+
+Each test gets a fresh, migrated database from the ``db_url`` and ``db``
+fixtures of conftest.py.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +11,12 @@ import random
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
-from net119 import db, migrate
-from net119.devtools import embedded_pg
-from net119.devtools.demo import stop_database
 from net119.devtools.seed import (
     EXPIRY_DAYS_AFTER,
     EXPIRY_DAYS_BEFORE,
@@ -50,39 +50,6 @@ INVALID_CHECKS = {
 }
 
 
-@pytest.fixture(scope="module")
-def pg_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    # platformdirs, which pgserver uses, warns unless this is a private folder.
-    runtime_dir = tmp_path_factory.mktemp("runtime")
-    runtime_dir.chmod(0o700)
-    data_dir = tmp_path_factory.mktemp("seed-pg")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("XDG_RUNTIME_DIR", str(runtime_dir))
-        embedded_pg.start(data_dir, database="postgres")
-        yield data_dir
-        stop_database(data_dir)
-
-
-@pytest.fixture
-def db_url(pg_cluster: Path, request: pytest.FixtureRequest) -> str:
-    """Return the URL of a fresh, migrated database on the module's cluster."""
-    name = re.sub(r"[^a-z0-9_]", "_", request.node.name.lower())[:60]
-    url = embedded_pg.start(pg_cluster, database=name)
-    conn = db.connect(url)
-    try:
-        migrate.migrate(conn)
-    finally:
-        conn.close()
-    return url
-
-
-@pytest.fixture
-def conn(db_url: str) -> Iterator[Connection]:
-    connection = db.connect(db_url)
-    yield connection
-    connection.close()
-
-
 def _emails(conn: Connection) -> list[str]:
     with conn.cursor() as cur:
         cur.execute("SELECT email FROM net119.users ORDER BY id")
@@ -108,22 +75,22 @@ def _user_rows_digest(conn: Connection) -> str:
     return digest
 
 
-def test_seed_counts(conn: Connection) -> None:
-    summary = seed(conn, users=USERS, stations=STATIONS, reference_date=REFERENCE_DATE)
+def test_seed_counts(db: Connection) -> None:
+    summary = seed(db, users=USERS, stations=STATIONS, reference_date=REFERENCE_DATE)
 
     assert summary.users == USERS
     assert summary.stations == STATIONS
-    assert _scalar(conn, "SELECT count(*) FROM net119.users") == USERS
-    assert _scalar(conn, "SELECT count(*) FROM net119.stations") == STATIONS
-    assert _scalar(conn, "SELECT min(id) FROM net119.users") == 1
-    assert _scalar(conn, "SELECT max(id) FROM net119.users") == USERS
+    assert _scalar(db, "SELECT count(*) FROM net119.users") == USERS
+    assert _scalar(db, "SELECT count(*) FROM net119.stations") == STATIONS
+    assert _scalar(db, "SELECT min(id) FROM net119.users") == 1
+    assert _scalar(db, "SELECT max(id) FROM net119.users") == USERS
     inactive = "SELECT count(*) FROM net119.users WHERE status <> 'active'"
-    assert _scalar(conn, inactive) == 0
+    assert _scalar(db, inactive) == 0
 
 
-def test_seed_legacy_addresses_stored_exactly(conn: Connection) -> None:
-    summary = seed(conn, users=USERS, stations=STATIONS, reference_date=REFERENCE_DATE)
-    emails = _emails(conn)
+def test_seed_legacy_addresses_stored_exactly(db: Connection) -> None:
+    summary = seed(db, users=USERS, stations=STATIONS, reference_date=REFERENCE_DATE)
+    emails = _emails(db)
     legacy = [email for email in emails if re.search(LEGACY_PATTERN, email)]
 
     assert summary.legacy_addresses == USERS // 100
@@ -141,9 +108,9 @@ def test_seed_legacy_addresses_stored_exactly(conn: Connection) -> None:
     assert emails == generated
 
 
-def test_seed_invalid_addresses_present(conn: Connection) -> None:
-    summary = seed(conn, users=USERS, stations=STATIONS, reference_date=REFERENCE_DATE)
-    emails = _emails(conn)
+def test_seed_invalid_addresses_present(db: Connection) -> None:
+    summary = seed(db, users=USERS, stations=STATIONS, reference_date=REFERENCE_DATE)
+    emails = _emails(db)
 
     assert summary.invalid_addresses == len(INVALID_ADDRESS_KINDS)
     assert set(INVALID_CHECKS) == set(INVALID_ADDRESS_KINDS)
@@ -155,24 +122,24 @@ def test_seed_invalid_addresses_present(conn: Connection) -> None:
     assert len(malformed) == summary.invalid_addresses
 
 
-def test_seed_invalid_kinds_with_few_users(conn: Connection) -> None:
-    summary = seed(conn, users=4, stations=2, reference_date=REFERENCE_DATE)
+def test_seed_invalid_kinds_with_few_users(db: Connection) -> None:
+    summary = seed(db, users=4, stations=2, reference_date=REFERENCE_DATE)
 
     assert summary.users == 4
     assert summary.invalid_addresses == 4
     assert summary.legacy_addresses == 0
 
 
-def test_seed_users_belong_to_existing_stations(conn: Connection) -> None:
-    seed(conn, users=USERS, stations=STATIONS, reference_date=REFERENCE_DATE)
+def test_seed_users_belong_to_existing_stations(db: Connection) -> None:
+    seed(db, users=USERS, stations=STATIONS, reference_date=REFERENCE_DATE)
 
     orphans = _scalar(
-        conn,
+        db,
         "SELECT count(*) FROM net119.users AS u"
         " LEFT JOIN net119.stations AS s ON s.id = u.station_id WHERE s.id IS NULL",
     )
     empty_stations = _scalar(
-        conn,
+        db,
         "SELECT count(*) FROM net119.stations AS s WHERE NOT EXISTS"
         " (SELECT 1 FROM net119.users AS u WHERE u.station_id = s.id)",
     )
@@ -180,9 +147,9 @@ def test_seed_users_belong_to_existing_stations(conn: Connection) -> None:
     assert empty_stations == 0
 
 
-def test_seed_stations_look_real(conn: Connection) -> None:
-    seed(conn, users=10, stations=STATIONS, reference_date=REFERENCE_DATE)
-    with conn.cursor() as cur:
+def test_seed_stations_look_real(db: Connection) -> None:
+    seed(db, users=10, stations=STATIONS, reference_date=REFERENCE_DATE)
+    with db.cursor() as cur:
         cur.execute(
             "SELECT id, name, report_emails, contact_phone, contact_fax,"
             " contact_email, postal_address, report_csv_encoding"
@@ -214,9 +181,9 @@ def test_seed_many_stations_have_distinct_names() -> None:
         build_stations(random.Random(0), 5_000)
 
 
-def test_seed_expiry_window(conn: Connection) -> None:
-    seed(conn, users=USERS, stations=STATIONS, reference_date=REFERENCE_DATE)
-    with conn.cursor() as cur:
+def test_seed_expiry_window(db: Connection) -> None:
+    seed(db, users=USERS, stations=STATIONS, reference_date=REFERENCE_DATE)
+    with db.cursor() as cur:
         cur.execute("SELECT expires_at, registered_at FROM net119.users")
         rows = cur.fetchall()
     midnight = datetime.combine(REFERENCE_DATE, datetime.min.time(), tzinfo=TOKYO)
@@ -234,9 +201,9 @@ def test_seed_expiry_window(conn: Connection) -> None:
     assert all(registered < expiry for expiry, registered in rows)
 
 
-def test_seed_contact_fields_mostly_filled(conn: Connection) -> None:
-    seed(conn, users=USERS, stations=STATIONS, reference_date=REFERENCE_DATE)
-    with conn.cursor() as cur:
+def test_seed_contact_fields_mostly_filled(db: Connection) -> None:
+    seed(db, users=USERS, stations=STATIONS, reference_date=REFERENCE_DATE)
+    with db.cursor() as cur:
         cur.execute("SELECT phone, fax, postal_code, postal_address FROM net119.users")
         rows = cur.fetchall()
     phones = [row[0] for row in rows if row[0]]
@@ -254,9 +221,9 @@ def test_seed_contact_fields_mostly_filled(conn: Connection) -> None:
     assert all(re.search(r"\d+丁目\d+番\d+号", address) for address in addresses)
 
 
-def test_seed_text_within_jis_x_0208(conn: Connection) -> None:
-    seed(conn, users=USERS, stations=STATIONS, reference_date=REFERENCE_DATE)
-    with conn.cursor() as cur:
+def test_seed_text_within_jis_x_0208(db: Connection) -> None:
+    seed(db, users=USERS, stations=STATIONS, reference_date=REFERENCE_DATE)
+    with db.cursor() as cur:
         cur.execute("SELECT name, postal_address FROM net119.users")
         users = cur.fetchall()
         cur.execute("SELECT name, postal_address FROM net119.stations")
@@ -271,59 +238,59 @@ def test_seed_text_within_jis_x_0208(conn: Connection) -> None:
     assert all(re.fullmatch(r"\S+\u3000\S+", name) for name, _ in users)
 
 
-def test_seed_deterministic(conn: Connection) -> None:
-    seed(conn, users=USERS, stations=STATIONS, reference_date=REFERENCE_DATE, seed=7)
-    first = _user_rows_digest(conn)
+def test_seed_deterministic(db: Connection) -> None:
+    seed(db, users=USERS, stations=STATIONS, reference_date=REFERENCE_DATE, seed=7)
+    first = _user_rows_digest(db)
     seed(
-        conn, users=USERS, stations=STATIONS, reference_date=REFERENCE_DATE, seed=7,
+        db, users=USERS, stations=STATIONS, reference_date=REFERENCE_DATE, seed=7,
         replace=True,
     )
-    second = _user_rows_digest(conn)
+    second = _user_rows_digest(db)
     seed(
-        conn, users=USERS, stations=STATIONS, reference_date=REFERENCE_DATE, seed=8,
+        db, users=USERS, stations=STATIONS, reference_date=REFERENCE_DATE, seed=8,
         replace=True,
     )
-    other_seed = _user_rows_digest(conn)
+    other_seed = _user_rows_digest(db)
 
     assert first == second
     assert other_seed != first
 
 
-def test_seed_rejects_populated_database(conn: Connection) -> None:
-    seed(conn, users=100, stations=2, reference_date=REFERENCE_DATE)
+def test_seed_rejects_populated_database(db: Connection) -> None:
+    seed(db, users=100, stations=2, reference_date=REFERENCE_DATE)
 
     with pytest.raises(SeedError, match="--replace"):
-        seed(conn, users=100, stations=2, reference_date=REFERENCE_DATE)
-    assert _scalar(conn, "SELECT count(*) FROM net119.users") == 100
+        seed(db, users=100, stations=2, reference_date=REFERENCE_DATE)
+    assert _scalar(db, "SELECT count(*) FROM net119.users") == 100
 
 
-def test_seed_replace_empties_ledger(conn: Connection) -> None:
-    seed(conn, users=100, stations=2, reference_date=REFERENCE_DATE)
-    with conn.cursor() as cur:
+def test_seed_replace_empties_ledger(db: Connection) -> None:
+    seed(db, users=100, stations=2, reference_date=REFERENCE_DATE)
+    with db.cursor() as cur:
         cur.execute(
             "INSERT INTO net119.reminders (user_id, cycle_expires_at, offset_days,"
             " outcome) SELECT id, expires_at, -90, 'sent' FROM net119.users LIMIT 5"
         )
-    conn.commit()
+    db.commit()
 
     summary = seed(
-        conn, users=50, stations=3, reference_date=REFERENCE_DATE, replace=True
+        db, users=50, stations=3, reference_date=REFERENCE_DATE, replace=True
     )
 
     assert summary.users == 50
-    assert _scalar(conn, "SELECT count(*) FROM net119.reminders") == 0
-    assert _scalar(conn, "SELECT count(*) FROM net119.users") == 50
-    assert _scalar(conn, "SELECT count(*) FROM net119.stations") == 3
-    assert _scalar(conn, "SELECT count(*) FROM net119.schema_migrations") > 0
+    assert _scalar(db, "SELECT count(*) FROM net119.reminders") == 0
+    assert _scalar(db, "SELECT count(*) FROM net119.users") == 50
+    assert _scalar(db, "SELECT count(*) FROM net119.stations") == 3
+    assert _scalar(db, "SELECT count(*) FROM net119.schema_migrations") > 0
 
 
-def test_seed_requires_migrated_schema(conn: Connection) -> None:
-    with conn.cursor() as cur:
+def test_seed_requires_migrated_schema(db: Connection) -> None:
+    with db.cursor() as cur:
         cur.execute("DROP SCHEMA net119 CASCADE")
-    conn.commit()
+    db.commit()
 
     with pytest.raises(SeedError, match="net119 migrate"):
-        seed(conn, users=10, stations=1, reference_date=REFERENCE_DATE)
+        seed(db, users=10, stations=1, reference_date=REFERENCE_DATE)
 
 
 def test_seed_command_line(db_url: str) -> None:
