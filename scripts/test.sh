@@ -22,5 +22,4 @@ if [ -x scripts/install-system-packages.sh ] || [ -f scripts/install-system-pack
   fi
 fi
 
-export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
 exec .venv/bin/python -m pytest "$@"

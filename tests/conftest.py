@@ -30,7 +30,8 @@ os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
 os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(ROOT / "plugins")
 os.environ["AIRFLOW__CORE__PARALLELISM"] = "4"
-os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
+# platformdirs (used by pgserver) wants a private runtime folder.
+os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.mkdtemp(prefix="net119-runtime-"))
 os.environ["NET119_TEMPLATE_DIR"] = str(ROOT / "include" / "templates")
 sys.path.insert(0, str(ROOT / "plugins"))
 

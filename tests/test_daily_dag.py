@@ -238,3 +238,14 @@ def test_invalid_address_fails_alone(conn, airflow_env) -> None:
     with conn.cursor() as cur:
         cur.execute("SELECT failure_reason FROM net119.reminders WHERE user_id = 1 AND outcome = 'failed'")
         assert cur.fetchone()[0] == "invalid address: address must contain exactly one @"
+
+
+def test_unwritable_address_fails_alone(conn, airflow_env) -> None:
+    # An empty domain makes the header parser raise while the To header is set.
+    add_user(conn, 1, jst(2027, 2, 2, 10), email="broken@")
+    add_user(conn, 2, jst(2027, 2, 2, 10))
+
+    run_dag(dt.date(2026, 12, 4))
+
+    assert history(conn, 1)[-1] == (-60, "failed")
+    assert history(conn, 2)[-1] == (-60, "sent")

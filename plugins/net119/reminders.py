@@ -24,10 +24,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from email.errors import HeaderParseError
+
 from psycopg2.extras import execute_values
 
 from net119 import sqlfiles, transitions
 from net119.config import Settings
+from net119.mail.addresses import address_problem
 from net119.mail.compose import (
     ReminderContent,
     compose_reminder,
@@ -106,6 +109,7 @@ def send_step(
                     "after_id": after_id,
                     "offset": offset,
                     "lease_cutoff": lease_cutoff,
+                    "run_id": run_id,
                     "batch_size": settings.batch_size,
                 },
             )
@@ -183,42 +187,65 @@ def _send_and_record(
         cur.execute(sqlfiles.load("select_mail_content"), {"reminder_ids": reminder_ids})
         rows = cur.fetchall()
 
+    results: list[SendResult] = []
     mails: list[OutgoingMail] = []
     token_rows: list[tuple[bytes, int]] = []
     wording = wording_for_offset(offset)
-    for (reminder_id, _user_id, cycle, recipient, message_id, verp_token,
-         user_name, station_name, phone, fax, station_email) in rows:
-        token, token_hash = new_renewal_token()
-        token_rows.append((token_hash, reminder_id))
-        content = ReminderContent(
-            recipient=recipient,
-            user_name=user_name,
-            station_name=station_name,
-            station_phone=phone,
-            station_fax=fax,
-            station_email=station_email,
-            expires_at=cycle,
-            wording=wording,
-            renewal_url=renewal_url(settings, token),
-            message_id=message_id,
-            envelope_from=verp_address(settings, verp_token),
-        )
-        mails.append(
-            OutgoingMail(reminder_id, recipient, content.envelope_from,
-                         compose_reminder(content, settings, dt.datetime.now(dt.UTC)))
-        )
-    with conn.cursor() as cur:
-        execute_values(
-            cur,
-            "INSERT INTO net119.renewal_tokens (token_hash, reminder_id) VALUES %s",
-            token_rows,
-        )
-    conn.commit()
-
-    results: list[SendResult] = []
     try:
+        for (reminder_id, _user_id, cycle, recipient, message_id, verp_token,
+             user_name, station_name, phone, fax, station_email) in rows:
+            problem = address_problem(recipient)
+            if problem is not None:
+                results.append(
+                    SendResult(reminder_id, "failed", failure_reason=f"invalid address: {problem}")
+                )
+                continue
+            token, token_hash = new_renewal_token()
+            content = ReminderContent(
+                recipient=recipient,
+                user_name=user_name,
+                station_name=station_name,
+                station_phone=phone,
+                station_fax=fax,
+                station_email=station_email,
+                expires_at=cycle,
+                wording=wording,
+                renewal_url=renewal_url(settings, token),
+                message_id=message_id,
+                envelope_from=verp_address(settings, verp_token),
+            )
+            try:
+                message = compose_reminder(content, settings, dt.datetime.now(dt.UTC))
+            except (ValueError, IndexError, HeaderParseError) as exc:
+                log.warning("Reminder %s cannot be composed: %s", reminder_id, type(exc).__name__)
+                results.append(
+                    SendResult(
+                        reminder_id, "failed",
+                        failure_reason="invalid address: cannot be written in a To header",
+                    )
+                )
+                continue
+            token_rows.append((token_hash, reminder_id))
+            mails.append(OutgoingMail(reminder_id, recipient, content.envelope_from, message))
+
+        with conn.cursor() as cur:
+            execute_values(
+                cur,
+                "INSERT INTO net119.renewal_tokens (token_hash, reminder_id) VALUES %s",
+                token_rows,
+            )
+        conn.commit()
         send_batch(open_session, mails, results)
     finally:
+        # Release every claimed row that got no result because of an unexpected
+        # error, so the task's retry sends it instead of waiting for the lease.
+        handled = {result.reminder_id for result in results}
+        for reminder_id in reminder_ids:
+            if reminder_id not in handled:
+                results.append(
+                    SendResult(reminder_id, "failed", failure_reason="interrupted by an error")
+                )
+        conn.rollback()
         record_results(conn, results, run_id=run_id, now=now)
         for result in results:
             setattr(counts, result.outcome, getattr(counts, result.outcome) + 1)

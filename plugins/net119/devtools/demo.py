@@ -14,9 +14,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import signal
-import time
 import unicodedata
 from collections import defaultdict
 from collections.abc import Sequence
@@ -77,25 +74,7 @@ def stop_database(data_dir: Path, timeout: float = 30.0) -> None:
     Raises ``TimeoutError`` if the server is still running after ``timeout``
     seconds.
     """
-    embedded_pg.stop(data_dir)
-    pid_file = data_dir / "postmaster.pid"
-    try:
-        pid = int(pid_file.read_text().split("\n", 1)[0])
-    except (FileNotFoundError, ValueError):
-        return
-    # NOTE: embedded_pg.stop runs pg_ctl as the current user, and pg_ctl
-    # refuses to run as root, where pgserver runs the server as the user
-    # "pgserver". SIGINT to the postmaster requests a fast shutdown instead.
-    log.warning("pg_ctl stop left PostgreSQL pid %d running, sending SIGINT", pid)
-    try:
-        os.kill(pid, signal.SIGINT)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + timeout
-    while pid_file.exists():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"PostgreSQL pid {pid} did not stop within {timeout} s")
-        time.sleep(0.1)
+    embedded_pg.stop(data_dir, timeout=timeout)
 
 
 def count_outcomes(

@@ -8,7 +8,9 @@ listens only on a Unix socket inside its data folder's runtime directory.
 from __future__ import annotations
 
 import logging
-import subprocess
+import os
+import signal
+import time
 from pathlib import Path
 from urllib.parse import parse_qs, quote, urlsplit
 
@@ -42,18 +44,36 @@ def start(data_dir: Path, database: str = "net119") -> str:
     return url
 
 
-def stop(data_dir: Path) -> None:
-    """Stop the cluster in ``data_dir`` if it runs; do nothing otherwise."""
-    from pgserver import _commands
+def stop(data_dir: Path, timeout: float = 30.0) -> None:
+    """Stop the cluster in ``data_dir`` if it runs; do nothing otherwise.
 
-    if not (data_dir / "postmaster.pid").exists():
+    SIGINT to the postmaster requests PostgreSQL's fast shutdown. ``pg_ctl``
+    cannot be used because it refuses to run as root, while pgserver runs the
+    server as its own user when started by root. Raises ``TimeoutError`` if the
+    server is still running after ``timeout`` seconds.
+    """
+    pid_file = data_dir / "postmaster.pid"
+    try:
+        pid = int(pid_file.read_text().split("\n", 1)[0])
+    except (FileNotFoundError, ValueError):
         return
-    pg_ctl = Path(_commands.POSTGRES_BIN_PATH) / "pg_ctl"
-    subprocess.run(
-        [str(pg_ctl), "stop", "-D", str(data_dir), "-m", "fast"],
-        check=False,
-        capture_output=True,
-    )
+    try:
+        os.kill(pid, signal.SIGINT)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while pid_file.exists() and _running(pid):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"PostgreSQL pid {pid} did not stop within {timeout} s")
+        time.sleep(0.1)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def airflow_conn_uri(url: str) -> str:

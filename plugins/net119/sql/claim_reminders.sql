@@ -31,5 +31,6 @@ DO UPDATE SET
     status_code = NULL,
     diagnostic = NULL
 WHERE r.outcome = 'failed'
-   OR (r.outcome = 'sending' AND r.claimed_at < %(lease_cutoff)s)
+   OR (r.outcome = 'sending'
+       AND (r.claimed_at < %(lease_cutoff)s OR r.run_id = EXCLUDED.run_id))
 RETURNING r.id, r.user_id, r.cycle_expires_at, r.recipient, r.message_id, r.verp_token

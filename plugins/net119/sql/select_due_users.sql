@@ -1,6 +1,7 @@
 -- Users whose step %(offset)s is the latest due one on the run date and not
 -- yet handled in their current cycle, one keyset page at a time. A step that
--- failed, or whose claim was left behind by a crash, is due again.
+-- failed, or whose claim was left behind by a crash (of a retried task of the
+-- same run, or older than the lease), is due again.
 SELECT u.id
 FROM net119.users AS u
 WHERE u.expires_at >= %(window_start)s
@@ -16,7 +17,8 @@ WHERE u.expires_at >= %(window_start)s
         AND NOT (
             r.offset_days = %(offset)s
             AND (r.outcome = 'failed'
-                 OR (r.outcome = 'sending' AND r.claimed_at < %(lease_cutoff)s))
+                 OR (r.outcome = 'sending'
+                     AND (r.claimed_at < %(lease_cutoff)s OR r.run_id = %(run_id)s)))
         )
   )
 ORDER BY u.id
