@@ -104,25 +104,8 @@ trap 'exit 143' TERM
 
 # --- Python environment -----------------------------------------------------
 
-if [[ ! -x "$PY" ]]; then
-    step ".venv を作成しています"
-    BASE_PYTHON="${PYTHON:-python3}"
-    "$BASE_PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
-        || die "$BASE_PYTHON は Python 3.11 以上ではありません。PYTHON=python3.11 のように指定してください。"
-    run_logged "python -m venv" "$BASE_PYTHON" -m venv "$VENV"
-fi
-
-# Reinstall only when requirements.txt or pyproject.toml changed.
-STAMP="$VENV/.net119-install.sha256"
-INSTALL_HASH=$(cat requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1)
-if [[ "$(cat "$STAMP" 2>/dev/null)" != "$INSTALL_HASH" ]]; then
-    step "依存パッケージをインストールしています（requirements.txt と pyproject.toml の変更時のみ）"
-    run_logged "pip install -r requirements.txt" \
-        "$PY" -m pip install --disable-pip-version-check -r requirements.txt
-    run_logged "pip install -e ." \
-        "$PY" -m pip install --disable-pip-version-check --no-deps -e .
-    printf '%s\n' "$INSTALL_HASH" >"$STAMP"
-fi
+step "Python の実行環境を準備しています（初回は約1分）"
+run_logged "scripts/setup-venv.sh" bash "$ROOT/scripts/setup-venv.sh"
 
 # platformdirs, used by pgserver, wants a private runtime folder.
 mkdir -p "$DEMO/run"

@@ -10,6 +10,10 @@ stamp="$venv/.net119-install-stamp"
 python="${PYTHON:-python3}"
 
 if [ ! -x "$venv/bin/python" ]; then
+  if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+    echo "$python is older than Python 3.11: set PYTHON, e.g. PYTHON=python3.11" >&2
+    exit 1
+  fi
   echo "Creating the virtual environment in $venv"
   "$python" -m venv "$venv"
 fi

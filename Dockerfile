@@ -1,0 +1,7 @@
+# Airflow image with the project's Python dependencies and domain package.
+FROM apache/airflow:3.3.2-python3.11
+
+COPY --chown=airflow:root requirements.txt pyproject.toml /opt/net119/
+COPY --chown=airflow:root plugins/ /opt/net119/plugins/
+RUN pip install --no-cache-dir -r /opt/net119/requirements.txt \
+ && pip install --no-cache-dir --no-deps -e /opt/net119
