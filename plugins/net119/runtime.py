@@ -53,28 +53,35 @@ _LIBPQ_EXTRAS = (
 )
 
 
-@contextmanager
-def database(conn_id: str = DB_CONN_ID) -> Iterator[Connection]:
-    """Open a psycopg2 connection from the ``net119_db`` Airflow connection.
+def database_connect_kwargs(conn_id: str = DB_CONN_ID) -> dict[str, Any]:
+    """Return ``psycopg2.connect()`` keyword arguments for an Airflow connection.
 
     The postgres provider's own ``get_conn()`` returns a psycopg 3 connection
     whenever psycopg 3 is installed (provider 7.x with SQLAlchemy 2), while the
     domain code is written for psycopg2, so only the connection's settings are
     taken from the hook.
     """
-    import psycopg2
     from airflow.providers.postgres.hooks.postgres import PostgresHook
 
     settings = PostgresHook(postgres_conn_id=conn_id).get_connection(conn_id)
     extra = settings.extra_dejson
-    conn = psycopg2.connect(
-        host=settings.host or None,
-        port=settings.port or None,
-        user=settings.login or None,
-        password=settings.password or None,
-        dbname=settings.schema or None,
-        application_name="net119-airflow",
+    return {
+        "host": settings.host or None,
+        "port": settings.port or None,
+        "user": settings.login or None,
+        "password": settings.password or None,
+        "dbname": settings.schema or None,
         **{key: extra[key] for key in _LIBPQ_EXTRAS if key in extra},
+    }
+
+
+@contextmanager
+def database(conn_id: str = DB_CONN_ID) -> Iterator[Connection]:
+    """Open a psycopg2 connection from the ``net119_db`` Airflow connection."""
+    import psycopg2
+
+    conn = psycopg2.connect(
+        application_name="net119-airflow", **database_connect_kwargs(conn_id)
     )
     try:
         with conn.cursor() as cur:
