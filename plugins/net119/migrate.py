@@ -52,8 +52,8 @@ def list_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     return [migrations[v] for v in sorted(migrations)]
 
 
-def migrate(conn: Connection) -> list[int]:
-    """Apply every pending migration and return the versions applied.
+def migrate(conn: Connection, directory: Path = MIGRATIONS_DIR) -> list[int]:
+    """Apply every pending migration in ``directory`` and return the versions applied.
 
     The connection is left in autocommit off mode with no open transaction.
     """
@@ -76,7 +76,7 @@ def migrate(conn: Connection) -> list[int]:
         with conn.cursor() as cur:
             cur.execute("SELECT version FROM net119.schema_migrations")
             done = {row[0] for row in cur.fetchall()}
-        for migration in list_migrations():
+        for migration in list_migrations(directory):
             if migration.version in done:
                 continue
             log.info("Applying migration %04d_%s", migration.version, migration.name)

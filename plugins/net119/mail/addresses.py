@@ -36,6 +36,8 @@ def address_problem(address: str) -> str | None:
         return "local part longer than 64 characters"
     if any(ch in _FORBIDDEN_LOCAL for ch in local):
         return "invalid character in local part"
+    if not domain:
+        return "empty domain"
     if len(domain) > 253:
         return "domain longer than 253 characters"
 
