@@ -14,6 +14,7 @@ import os
 import socket
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,7 +109,16 @@ def db_url(pg_admin_url: str, template_db_url: str) -> Iterator[str]:
     """Return the URL of a fresh, migrated database for one test."""
     template = urlsplit(template_db_url).path.lstrip("/")
     name = f"net119_test_{os.getpid()}_{next(_database_numbers)}"
-    _admin_execute(pg_admin_url, f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    # An autovacuum worker may be connected to the template for a moment, and
+    # CREATE DATABASE then fails with "being accessed by other users".
+    for attempt in range(40):
+        try:
+            _admin_execute(pg_admin_url, f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+            break
+        except psycopg2.errors.ObjectInUse:
+            if attempt == 39:
+                raise
+            time.sleep(0.25)
     try:
         yield _with_database(pg_admin_url, name)
     finally:
