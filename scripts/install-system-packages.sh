@@ -6,6 +6,10 @@ set -euo pipefail
 
 PACKAGES=(
   dovecot-imapd  # real IMAP server for the bounce source tests
+  libpango-1.0-0  # text layout of WeasyPrint (notice letter PDFs)
+  libpangoft2-1.0-0  # font loading of WeasyPrint (notice letter PDFs)
+  fonts-ipaexfont-gothic  # Japanese font of the notice letters
+  fonts-noto-cjk  # fallback for names outside IPAex (for example 𠮷) in letters
 )
 
 missing=()
