@@ -38,7 +38,7 @@ _GETA = "〓"
 
 @dataclass(frozen=True)
 class ReminderContent:
-    """What one reminder says, before it is rendered."""
+    """Content of one reminder, before it is rendered."""
 
     recipient: str
     user_name: str
