@@ -20,7 +20,7 @@ class ReportSettings:
     weekday: int = 1
     # Stations per mapped task instance of the report step.
     batch_size: int = 50
-    # Notice letters (PDF) attached to one report at most; the rest are listed.
+    # Notice letters (PDF) attached to one report at most; 0 attaches none.
     max_letters: int = 50
     # An active user whose latest reminder bounced is at risk when the
     # validity ends within this many days of the run's reference time.
@@ -43,7 +43,7 @@ class ReportSettings:
                 f"invalid NET119_REPORT_CADENCE={cadence!r}: expected one of {', '.join(CADENCES)}"
             )
 
-        def positive(name: str, default: int) -> int:
+        def whole(name: str, default: int, minimum: int) -> int:
             raw = get(name)
             if raw is None or raw.strip() == "":
                 return default
@@ -51,18 +51,18 @@ class ReportSettings:
                 value = int(raw)
             except ValueError:
                 raise ValueError(f"invalid {name}={raw!r}: expected a whole number") from None
-            if value <= 0:
-                raise ValueError(f"invalid {name}={raw!r}: must be greater than 0")
+            if value < minimum:
+                raise ValueError(f"invalid {name}={raw!r}: must be at least {minimum}")
             return value
 
         return cls(
             cadence=cast(Cadence, cadence),
             weekday=_parse_weekday(get("NET119_REPORT_WEEKDAY"), defaults.weekday),
-            batch_size=positive("NET119_REPORT_BATCH_SIZE", defaults.batch_size),
-            max_letters=positive("NET119_REPORT_MAX_LETTERS", defaults.max_letters),
+            batch_size=whole("NET119_REPORT_BATCH_SIZE", defaults.batch_size, 1),
+            max_letters=whole("NET119_REPORT_MAX_LETTERS", defaults.max_letters, 0),
             at_risk_days=defaults.at_risk_days,
-            claim_lease_minutes=positive(
-                "NET119_REPORT_CLAIM_LEASE_MINUTES", defaults.claim_lease_minutes
+            claim_lease_minutes=whole(
+                "NET119_REPORT_CLAIM_LEASE_MINUTES", defaults.claim_lease_minutes, 1
             ),
         )
 
