@@ -10,6 +10,7 @@ PACKAGES=(
   libpangoft2-1.0-0  # font loading of WeasyPrint (notice letter PDFs)
   fonts-ipaexfont-gothic  # Japanese font of the notice letters
   fonts-noto-cjk  # fallback for names outside IPAex (for example 𠮷) in letters
+  chromium  # headless browser of the renewal page tests, driven by Playwright
 )
 
 missing=()
