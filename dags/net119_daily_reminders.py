@@ -11,6 +11,15 @@ its logical date, and the logical time is "now" for expiry transitions.
    instance sends the step to the users for whom it is the latest due step,
    records earlier unhandled steps as skipped, and returns counts: due, sent,
    skipped, failed, undeliverable.
+4. **list_report_batches** and **send_station_reports** mail each station its
+   report of lapsed (失効中) and at-risk users, once per report period
+   (`NET119_REPORT_CADENCE`: daily, weekly (default) or monthly). The first
+   lists the stations still owed the current period's report in batches
+   (`NET119_REPORT_BATCH_SIZE`, default 50), and none on days when no report
+   is due. The second runs once per batch, returns counts (reported, skipped,
+   without address, failed) and, after finishing its batch, fails naming the
+   stations without a report address or whose report could not be sent. See
+   docs/station-reports.md.
 
 Every task is safe to rerun: the reminder ledger is claimed before sending and
 marked after, so a rerun for the same date sends nothing twice. A temporary
@@ -86,11 +95,61 @@ def net119_daily_reminders():
             )
         return counts.as_dict()
 
+    @task
+    def list_report_batches() -> list[list[str]]:
+        from net119 import runtime
+        from net119.reports import service
+        from net119.reports.config import ReportSettings
+
+        context = get_current_context()
+        with runtime.database() as conn:
+            return service.list_report_batches(
+                conn,
+                run_date=runtime.run_date(context),
+                report_settings=ReportSettings.from_env(),
+            )
+
+    @task(map_index_template="{{ batch_label }}", max_active_tis_per_dagrun=2)
+    def send_station_reports(station_ids: list[str]) -> dict[str, object]:
+        from net119 import runtime
+        from net119.config import Settings
+        from net119.reports import service
+        from net119.reports.config import ReportSettings
+
+        context = get_current_context()
+        context["batch_label"] = service.batch_label(station_ids)
+        report_settings = ReportSettings.from_env()
+        run_date = runtime.run_date(context)
+        with runtime.database() as conn:
+            counts = service.send_station_reports(
+                conn,
+                runtime.smtp_session,
+                station_ids=station_ids,
+                run_date=run_date,
+                now=runtime.reference_time(context),
+                settings=Settings.from_env(),
+                report_settings=report_settings,
+                run_id=runtime.run_id(context),
+            )
+            service.raise_for_problems(
+                conn,
+                station_ids,
+                run_date=run_date,
+                report_settings=report_settings,
+                run_id=runtime.run_id(context),
+            )
+        return counts.as_dict()
+
     schema = migrate_schema()
     lapsed = apply_expiry_transitions()
     sent = send_reminders.expand(offset=list(OFFSETS))
 
     schema >> lapsed >> sent
+
+    report_batches = list_report_batches()
+    sent >> report_batches
+    send_station_reports.expand(station_ids=report_batches)
+
 
 
 net119_daily_reminders()
