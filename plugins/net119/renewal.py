@@ -6,7 +6,9 @@ the status was, and starts a new cycle whose reminders begin 90 days before
 the new expiry. A renewal through a reminder's link also marks that reminder
 ``confirmed``, the only proof that the mail arrived.
 
-Steps of ``renew_from_reminder``, under a row lock on the user:
+Steps of ``renew_from_reminder``, under row locks on the reminder, then the
+user (the order bounce ingestion and send recording use too, so they never
+deadlock with a renewal):
 
 1. find the reminder; a reminder already confirmed returns ``already_renewed``
    (a second click or a retried request changes nothing);
@@ -113,25 +115,22 @@ def renew_from_reminder(
     """
     try:
         with conn.cursor() as cur:
+            # Two confirmations of the same link serialise on the reminder's
+            # lock, and confirmations of two links of one user on the user's.
             cur.execute(
-                "SELECT user_id FROM net119.reminders WHERE id = %s", (reminder_id,)
+                "SELECT user_id, outcome, cycle_expires_at FROM net119.reminders "
+                "WHERE id = %s FOR UPDATE",
+                (reminder_id,),
             )
             row = cur.fetchone()
             if row is None:
                 conn.rollback()
                 return RenewalResult("not_found")
-            user_id = row[0]
-            # Lock the user first, then read the reminder: two concurrent
-            # confirmations of the same link serialise here.
+            user_id, outcome, cycle_expires_at = row
             cur.execute(
                 "SELECT expires_at FROM net119.users WHERE id = %s FOR UPDATE", (user_id,)
             )
             current_expiry = cur.fetchone()[0]
-            cur.execute(
-                "SELECT outcome, cycle_expires_at FROM net119.reminders WHERE id = %s",
-                (reminder_id,),
-            )
-            outcome, cycle_expires_at = cur.fetchone()
             if outcome == "confirmed":
                 conn.rollback()
                 return RenewalResult("already_renewed", user_id, new_expires_at=current_expiry)
