@@ -1,4 +1,8 @@
-"""The renewal page served by ``airflow api-server`` through the Airflow plugin."""
+"""The renewal page served by its two servers, as real processes.
+
+``airflow api-server`` serves it through the Airflow plugin, and
+``python -m net119.web`` serves it alone with uvicorn.
+"""
 
 from __future__ import annotations
 
@@ -80,3 +84,32 @@ def test_renewal_plugin_served_by_api_server(airflow_env, db, tmp_path) -> None:
         cur.execute("SELECT via, reminder_id FROM net119.renewals WHERE user_id = 1")
         assert cur.fetchall() == [("link", reminder_id)]
     db.rollback()
+
+
+def test_renewal_standalone_server_hides_tokens(db, db_url, tmp_path) -> None:
+    add_station(db)
+    add_user(db, 1, jst(2027, 2, 2, 10))
+    token, _ = issue_link(db, 1)
+    port = free_port()
+    env = dict(os.environ)
+    env["NET119_WEB_SECRET"] = "standalone-test-secret-0123456789abcdefgh"
+    log_file = tmp_path / "standalone.log"
+    page_url = f"http://127.0.0.1:{port}/net119/renew/{token}"
+
+    with log_file.open("wb") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "net119.web", "--host", "127.0.0.1", "--port", str(port),
+             "--database-url", db_url],
+            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    try:
+        shown = wait_until_serving(page_url, server, log_file)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+    assert shown.status_code == 200
+    assert "server" not in shown.headers
+    access_log = log_file.read_text(errors="replace")
+    assert '"GET /net119/renew/*** HTTP/1.1" 200' in access_log
+    assert token not in access_log

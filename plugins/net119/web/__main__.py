@@ -42,13 +42,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     from starlette.routing import Mount
 
     from net119.web.app import create_app
+    from net119.web.settings import WebSettings
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # Read the settings now, so that an invalid value stops the server at start.
+    try:
+        settings = WebSettings.from_env()
+    except ValueError as exc:
+        print(f"python -m net119.web: {exc}", file=sys.stderr)
+        return 2
     prefix = "/" + args.prefix.strip("/") if args.prefix.strip("/") else ""
-    renewal_app = create_app(database_url=args.database_url)
+    renewal_app = create_app(settings, database_url=args.database_url)
     app = Starlette(routes=[Mount(prefix, app=renewal_app)]) if prefix else renewal_app
     uvicorn.run(
         app,
