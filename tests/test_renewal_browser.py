@@ -175,7 +175,7 @@ def audit(page, label: str) -> dict:
     assert report["scripts"] == 0, label
     assert report["unnamed"] == [], label
     assert report["headings"][0] == 1, label
-    for previous, current in zip(report["headings"], report["headings"][1:]):
+    for previous, current in zip(report["headings"], report["headings"][1:], strict=False):
         assert current <= previous + 1, f"{label}: heading h{current} after h{previous}"
     assert report["scrollWidth"] <= PHONE["width"], f"{label}: horizontal scroll"
     for text in report["texts"]:
@@ -265,7 +265,9 @@ def test_renewal_flow_in_browser(airflow_env, db_url, monkeypatch, screenshot_di
                 response = page.goto(link)
                 assert response.status == 200
                 assert database_state(conn) == before
-                assert page.get_by_role("heading", level=1).inner_text() == "NET119の利用を更新します"
+                expect(page.get_by_role("heading", level=1)).to_have_text(
+                    "NET119の利用を更新します"
+                )
                 assert "山田 花子 様" in page.content()
                 audit(page, "confirmation page")
                 assert_visible_focus(page)

@@ -6,17 +6,20 @@ import base64
 import datetime as dt
 import hashlib
 import logging
+import os
 import re
 import threading
 from collections.abc import Callable, Iterator
 from html.parser import HTMLParser
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+from psycopg2 import sql
 from starlette.testclient import TestClient
 
 from conftest import free_port
 from factories import add_station, add_user, jst
-from net119 import transitions
+from net119 import sqlfiles, transitions
 from net119.config import Settings
 from net119.mail.compose import new_renewal_token
 from net119.schedule import renewed_expiry
@@ -259,7 +262,7 @@ def test_confirmation_page_structure(conn, client) -> None:
     assert page.headings[0] == 1
     assert page.headings.count(1) == 1
     # Headings never skip a level on the way down.
-    for previous, current in zip(page.headings, page.headings[1:]):
+    for previous, current in zip(page.headings, page.headings[1:], strict=False):
         assert current <= previous + 1
     assert "script" not in page.tags
 
@@ -797,3 +800,34 @@ def test_web_settings_origin_from_base_url() -> None:
 
     assert settings.allowed_origins == frozenset({"https://renew.example.jp"})
     assert [str(n) for n in settings.trusted_proxies] == ["10.0.0.0/8", "::1/128"]
+
+
+def test_renewal_with_least_privilege_role(conn, db_url, make_client) -> None:
+    role = f"net119_web_{os.getpid()}"
+    now = dt.datetime.now(UTC)
+    add_user(conn, 1, now - dt.timedelta(days=40))
+    token, _ = issue_link(conn, 1, offset=30)
+    transitions.apply_expiry_transitions(conn, now=now)
+    with conn.cursor() as cur:
+        cur.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+        cur.execute(
+            sql.SQL(sqlfiles.load("grant_renewal_web_role")).format(role=sql.Identifier(role))
+        )
+    conn.commit()
+    parts = urlsplit(db_url)
+    host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
+    client = make_client(database_url=urlunsplit(parts._replace(netloc=f"{role}@{host}")))
+    try:
+        response = open_and_confirm(client, token)
+        again = client.get(f"/renew/{token}")
+    finally:
+        client.app.state.services.close()
+        with conn.cursor() as cur:
+            cur.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+            cur.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+        conn.commit()
+
+    assert response.status_code == 200
+    assert "「失効中」から「利用中」にもどりました" in response.text
+    assert again.status_code == 200
+    assert len(renewals_of(conn, 1)) == 1

@@ -21,7 +21,7 @@ import datetime as dt
 import logging
 import math
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
@@ -255,7 +255,7 @@ def _blocked_response(s: _Services, client: str) -> Response | None:
     return _error(
         s.pages, "too_many_requests", 429, "しばらく待ってから開いてください",
         headers={"Retry-After": str(seconds)},
-        retry_minutes=max(math.ceil(seconds / 60), 1),
+        context={"retry_minutes": max(math.ceil(seconds / 60), 1)},
     )
 
 
@@ -277,11 +277,14 @@ def _error(
     error: str,
     status_code: int,
     title: str,
-    headers: dict[str, str] | None = None,
-    **context: Any,
+    headers: Mapping[str, str] | None = None,
+    context: Mapping[str, Any] | None = None,
 ) -> Response:
     return pages.render(
-        "renewal_error.html.j2", status_code, headers, error=error, title=title, **context
+        "renewal_error.html.j2",
+        {**(context or {}), "error": error, "title": title},
+        status_code,
+        headers,
     )
 
 
@@ -320,12 +323,14 @@ def _show_confirmation(s: _Services, client: str, token: str) -> Response:
         now = s.clock()
         return s.pages.render(
             "renewal_confirm.html.j2",
-            user_name=link.user_name,
-            lapsed=link.status == "lapsed",
-            expired=link.expires_at <= now,
-            expires_at_text=format_datetime(link.expires_at),
-            csrf_token=s.form_tokens.issue(token),
-            **_station(link),
+            {
+                "user_name": link.user_name,
+                "lapsed": link.status == "lapsed",
+                "expired": link.expires_at <= now,
+                "expires_at_text": format_datetime(link.expires_at),
+                "csrf_token": s.form_tokens.issue(token),
+                **_station(link),
+            },
         )
     except Exception as exc:
         return _failure_page(s, exc, link, "show")
@@ -382,19 +387,23 @@ def _done_page(
     shown = expires_at or link.expires_at
     return s.pages.render(
         "renewal_done.html.j2",
-        already_done=already_done,
-        was_lapsed=was_lapsed,
-        expires_at_text=format_datetime(shown),
-        **_station(link),
+        {
+            "already_done": already_done,
+            "was_lapsed": was_lapsed,
+            "expires_at_text": format_datetime(shown),
+            **_station(link),
+        },
     )
 
 
 def _cycle_finished_page(s: _Services, link: RenewalLink) -> Response:
     return _error(
         s.pages, "cycle_finished", 410, "このリンクは使えません",
-        active=link.status == "active",
-        expires_at_text=format_datetime(link.expires_at),
-        **_station(link),
+        context={
+            "active": link.status == "active",
+            "expires_at_text": format_datetime(link.expires_at),
+            **_station(link),
+        },
     )
 
 

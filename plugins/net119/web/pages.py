@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -69,11 +70,13 @@ class Pages:
     def render(
         self,
         template: str,
+        context: Mapping[str, Any],
         status_code: int = 200,
-        headers: dict[str, str] | None = None,
-        **context: Any,
+        headers: Mapping[str, str] | None = None,
     ) -> HTMLResponse:
-        html = self._env.get_template(template).render(stylesheet=self._stylesheet, **context)
+        html = self._env.get_template(template).render(
+            {**context, "stylesheet": self._stylesheet}
+        )
         response = HTMLResponse(html, status_code=status_code)
         response.headers.update(security_headers(self.content_security_policy))
         if headers:
