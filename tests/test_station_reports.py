@@ -596,3 +596,14 @@ def test_report_isolation_750_stations(db, smtp_server) -> None:
         seen.add(station_id)
     assert seen == set(expected)
     assert service.list_report_batches(db, run_date=RUN_DATE, report_settings=ReportSettings()) == []
+
+
+def test_report_cadence_off_sends_nothing(population, smtp_server) -> None:
+    off = ReportSettings(cadence="off")
+
+    batches = service.list_report_batches(population, run_date=RUN_DATE, report_settings=off)
+    counts = send(population, smtp_server, ["st-yokohama"], report_settings=off)
+
+    assert batches == []
+    assert counts.skipped_not_due == 1
+    assert smtp_server.messages == []

@@ -5,17 +5,20 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import cast
+from typing import Literal, cast
 
 from net119.reports.period import CADENCES, Cadence
+
+# "off" sends no station reports at all.
+CadenceSetting = Cadence | Literal["off"]
 
 _DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
 @dataclass(frozen=True)
 class ReportSettings:
-    # daily, weekly (ISO week, Monday to Sunday, Asia/Tokyo) or monthly.
-    cadence: Cadence = "weekly"
+    # daily, weekly (ISO week, Monday to Sunday, Asia/Tokyo), monthly or off.
+    cadence: CadenceSetting = "weekly"
     # ISO weekday (1 = Monday) from which a weekly report is due.
     weekday: int = 1
     # Stations per mapped task instance of the report step.
@@ -38,9 +41,10 @@ class ReportSettings:
         defaults = cls()
 
         cadence = (get("NET119_REPORT_CADENCE") or defaults.cadence).strip().lower()
-        if cadence not in CADENCES:
+        if cadence not in (*CADENCES, "off"):
             raise ValueError(
-                f"invalid NET119_REPORT_CADENCE={cadence!r}: expected one of {', '.join(CADENCES)}"
+                f"invalid NET119_REPORT_CADENCE={cadence!r}: expected one of "
+                f"{', '.join(CADENCES)} or off"
             )
 
         def whole(name: str, default: int, minimum: int) -> int:
@@ -56,7 +60,7 @@ class ReportSettings:
             return value
 
         return cls(
-            cadence=cast(Cadence, cadence),
+            cadence=cast(CadenceSetting, cadence),
             weekday=_parse_weekday(get("NET119_REPORT_WEEKDAY"), defaults.weekday),
             batch_size=whole("NET119_REPORT_BATCH_SIZE", defaults.batch_size, 1),
             max_letters=whole("NET119_REPORT_MAX_LETTERS", defaults.max_letters, 0),

@@ -106,8 +106,15 @@ def _problem_message(period_key: str, problems: list[ledger.ReportProblem]) -> s
     return f"station reports of period {period_key} need attention: " + "; ".join(parts)
 
 
-def current_period(run_date: dt.date, report_settings: ReportSettings) -> ReportPeriod:
-    return report_period(report_settings.cadence, run_date, report_settings.weekday)
+def due_period(run_date: dt.date, report_settings: ReportSettings) -> ReportPeriod | None:
+    """Return the report period whose report is due on ``run_date``, if any.
+
+    Returns ``None`` when reports are off, or before the period's due date.
+    """
+    if report_settings.cadence == "off":
+        return None
+    period = report_period(report_settings.cadence, run_date, report_settings.weekday)
+    return period if period.is_due(run_date) else None
 
 
 def list_report_batches(
@@ -117,11 +124,11 @@ def list_report_batches(
 
     Returns an empty list on a day when no report is due.
     """
-    period = current_period(run_date, report_settings)
-    if not period.is_due(run_date):
+    period = due_period(run_date, report_settings)
+    if period is None:
         log.info(
-            "No station report due on %s: period %s is due from %s",
-            run_date, period.key, period.due_from,
+            "No station report due on %s (cadence %s, weekday %d)",
+            run_date, report_settings.cadence, report_settings.weekday,
         )
         return []
     station_ids = ledger.stations_without_sent_report(conn, period)
@@ -186,11 +193,12 @@ def send_station_reports(
     the ledger and counted; call ``raise_for_problems`` afterwards to fail the
     task for them.
     """
-    period = current_period(run_date, report_settings)
+    period = due_period(run_date, report_settings)
+    if period is None:
+        return BatchCounts(
+            period_key="", stations=len(station_ids), skipped_not_due=len(station_ids)
+        )
     counts = BatchCounts(period_key=period.key, stations=len(station_ids))
-    if not period.is_due(run_date):
-        counts.skipped_not_due = len(station_ids)
-        return counts
 
     claims = ledger.claim_reports(
         conn,
@@ -460,8 +468,8 @@ def raise_for_problems(
     refused. Reading the ledger, not this attempt's counts, keeps the error
     standing across task retries until the cause is fixed.
     """
-    period = current_period(run_date, report_settings)
-    if not period.is_due(run_date):
+    period = due_period(run_date, report_settings)
+    if period is None:
         return
     problems = ledger.batch_problems(conn, station_ids, period=period, run_id=run_id)
     if problems:
