@@ -5,9 +5,13 @@ Runs every day at 09:00 Asia/Tokyo. The run's date D is the Asia/Tokyo date of
 its logical date, and the logical time is "now" for expiry transitions.
 
 1. **migrate_schema** brings the `net119` schema up to date.
-2. **apply_expiry_transitions** lapses users whose validity ended (失効中) with
+2. **ingest_bounces** reads the bounce mailbox (Airflow connection
+   `net119_bounces`, else the Maildir in `NET119_BOUNCE_MAILDIR`) and records
+   each bounce once. It marks the bounced reminder 不達 and re-evaluates lapse
+   reasons. Without a mailbox it logs that ingestion is not configured.
+3. **apply_expiry_transitions** lapses users whose validity ended (失効中) with
    the reason 不達 (`undeliverable`) or 未更新 (`not_renewed`).
-3. **send_reminders** runs once per schedule step (90日前 … 当日 … 180日後). Each
+4. **send_reminders** runs once per schedule step (90日前 … 当日 … 180日後). Each
    instance sends the step to the users for whom it is the latest due step,
    records earlier unhandled steps as skipped, and returns counts: due, sent,
    skipped, failed, undeliverable.
@@ -63,6 +67,18 @@ def net119_daily_reminders():
 
         with runtime.database() as conn:
             return migrate.migrate(conn)
+
+    @task
+    def ingest_bounces() -> dict[str, int]:
+        from net119 import runtime
+        from net119.bounces.configured import ingest_configured
+
+        context = get_current_context()
+        with runtime.database() as conn:
+            counts = ingest_configured(
+                conn, now=runtime.reference_time(context), run_id=runtime.run_id(context)
+            )
+        return counts.as_dict()
 
     @task
     def apply_expiry_transitions() -> dict[str, int]:
@@ -142,6 +158,8 @@ def net119_daily_reminders():
 
     schema = migrate_schema()
     lapsed = apply_expiry_transitions()
+    bounces = ingest_bounces()
+    schema >> bounces >> lapsed
     sent = send_reminders.expand(offset=list(OFFSETS))
 
     schema >> lapsed >> sent
