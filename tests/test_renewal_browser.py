@@ -1,11 +1,11 @@
 """The renewal flow in a real headless Chromium at a 360 x 740 phone viewport.
 
-The daily DAG mails a reminder to the aiosmtpd server; the link is taken from
-the received mail and opened in Debian's Chromium (``/usr/bin/chromium``,
-installed by ``scripts/install-system-packages.sh``), driven by Playwright,
-against the app served by uvicorn on 127.0.0.1. JavaScript is disabled in the
-browser context, so the flow proves that the page needs none; the page checks
-run through Playwright's evaluate, which is not page script.
+The daily DAG mails a reminder to the aiosmtpd server, and the test takes the
+link from the received mail. Debian's Chromium (``/usr/bin/chromium``, from
+``scripts/install-system-packages.sh``), driven by Playwright, opens it against
+the app served by uvicorn on 127.0.0.1. JavaScript is disabled in the browser
+context, so the flow proves that the page needs none. The page checks run
+through Playwright's evaluate, which is not page script.
 Screenshots go to ``$NET119_SCREENSHOT_DIR`` or the test's temporary folder.
 """
 
@@ -299,6 +299,7 @@ def test_renewal_flow_in_browser(airflow_env, db_url, monkeypatch, screenshot_di
                 expect(page.get_by_role("heading", level=1)).to_have_text(ALREADY_DONE)
                 stale_page.get_by_role("button", name="更新する").dblclick()
                 expect(stale_page.get_by_role("heading", level=1)).to_have_text(ALREADY_DONE)
+                audit(stale_page, "already-done page")
                 stale_page.screenshot(
                     path=str(screenshot_dir / "renewal_already_done.png"), full_page=True
                 )
@@ -318,7 +319,7 @@ def test_renewal_flow_in_browser(airflow_env, db_url, monkeypatch, screenshot_di
                 browser.close()
 
         # Under Referrer-Policy: no-referrer, Chromium sends the form with
-        # Origin: null and without Referer; Sec-Fetch-Site still says same-origin.
+        # Origin: null and without Referer, while Sec-Fetch-Site is still same-origin.
         assert len(posts) >= 2
         for headers in posts:
             assert headers.get("origin") == "null"

@@ -24,7 +24,7 @@ STARTUP_TIMEOUT = 120.0
 
 
 def wait_until_serving(url: str, server: subprocess.Popen, log_file: Path) -> httpx.Response:
-    """Poll ``url`` until the API server answers it; return the first answer."""
+    """Poll ``url`` until the server responds, and return that first response."""
     deadline = time.monotonic() + STARTUP_TIMEOUT
     while True:
         if server.poll() is not None:
@@ -59,8 +59,10 @@ def test_renewal_plugin_served_by_api_server(airflow_env, db, tmp_path) -> None:
             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
     try:
-        shown = wait_until_serving(page_url, server, log_file)
-        form_token = re.search(r'name="csrf_token" value="([^"]+)"', shown.text).group(1)
+        confirmation = wait_until_serving(page_url, server, log_file)
+        form_token = re.search(
+            r'name="csrf_token" value="([^"]+)"', confirmation.text
+        ).group(1)
         posted = httpx.post(page_url, data={"csrf_token": form_token}, timeout=10)
         malformed = httpx.get(f"http://127.0.0.1:{port}/net119/renew/x", timeout=10)
     finally:
@@ -71,10 +73,10 @@ def test_renewal_plugin_served_by_api_server(airflow_env, db, tmp_path) -> None:
             server.kill()
             server.wait(timeout=10)
 
-    assert shown.status_code == 200
-    assert "プラグイン 確認 様" in shown.text
-    assert shown.headers["referrer-policy"] == "no-referrer"
-    assert "frame-ancestors 'none'" in shown.headers["content-security-policy"]
+    assert confirmation.status_code == 200
+    assert "プラグイン 確認 様" in confirmation.text
+    assert confirmation.headers["referrer-policy"] == "no-referrer"
+    assert "frame-ancestors 'none'" in confirmation.headers["content-security-policy"]
     assert posted.status_code == 200
     assert "更新が完了しました" in posted.text
     assert malformed.status_code == 400
@@ -103,13 +105,13 @@ def test_renewal_standalone_server_hides_tokens(db, db_url, tmp_path) -> None:
             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
     try:
-        shown = wait_until_serving(page_url, server, log_file)
+        confirmation = wait_until_serving(page_url, server, log_file)
     finally:
         server.terminate()
         server.wait(timeout=30)
 
-    assert shown.status_code == 200
-    assert "server" not in shown.headers
+    assert confirmation.status_code == 200
+    assert "server" not in confirmation.headers
     access_log = log_file.read_text(errors="replace")
     assert '"GET /net119/renew/*** HTTP/1.1" 200' in access_log
     assert token not in access_log

@@ -4,7 +4,7 @@
 mail scanners and link previews open links by themselves. ``POST
 /renew/{token}``, sent by the page's 「更新する」 button, renews the user
 through ``net119.renewal.renew_from_reminder``, which also marks the reminder
-``confirmed``. Both requests answer in Japanese with a fitting HTTP status:
+``confirmed``. Both requests respond with a Japanese page and this HTTP status:
 
 - 200: confirmation page, renewal done, or renewal already done;
 - 400 malformed token, 403 forged or foreign form, 404 unknown token,
@@ -384,13 +384,13 @@ def _done_page(
     already_done: bool,
     was_lapsed: bool = False,
 ) -> Response:
-    shown = expires_at or link.expires_at
+    displayed_expiry = expires_at or link.expires_at
     return s.pages.render(
         "renewal_done.html.j2",
         {
             "already_done": already_done,
             "was_lapsed": was_lapsed,
-            "expires_at_text": format_datetime(shown),
+            "expires_at_text": format_datetime(displayed_expiry),
             **_station(link),
         },
     )

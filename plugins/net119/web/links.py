@@ -60,8 +60,9 @@ def find_link(conn: Connection, token: str) -> RenewalLink | None:
     if row is None:
         return None
     stored_hash, *fields = row
-    # The lookup already matched the hash; comparing again in constant time
-    # keeps the decision independent of how the index compared the bytes.
+    # The database matched the hash already. This constant-time comparison is
+    # a second check that does not rely on it. Timing reveals nothing useful,
+    # because a client cannot choose what the SHA-256 of its token looks like.
     if not hmac.compare_digest(bytes(stored_hash), token_hash):
         return None
     return RenewalLink(*fields)

@@ -42,8 +42,9 @@ def security_headers(content_security_policy: str) -> dict[str, str]:
 class Pages:
     """Jinja environment of the renewal pages, with HTML autoescaping always on.
 
-    Starlette's ``Jinja2Templates`` escapes only files named ``*.html``, so the
-    ``*.html.j2`` templates get their own environment with ``autoescape=True``.
+    Starlette 1.10's ``Jinja2Templates`` escapes only templates whose names end in
+    ``.html``, ``.htm`` or ``.xml``, so the ``*.html.j2`` templates get their own
+    environment with ``autoescape=True``.
     """
 
     def __init__(self, template_dir: Path) -> None:

@@ -112,7 +112,7 @@ class DatabasePool:
 
 
 def _prepare(conn: Connection) -> None:
-    # The server reports TimeZone after every change, so this reads no network.
+    # The server reports TimeZone after every change, so this check makes no round trip.
     if conn.get_parameter_status("TimeZone") == "Asia/Tokyo":
         return
     with conn.cursor() as cur:

@@ -1,7 +1,7 @@
 """Sliding-window counter of bad requests per client, in process memory.
 
 Each process that serves the app keeps its own counts, so N processes allow
-up to N times the limit, and a restart forgets every count. That is enough to
+up to N times the limit, and a restart clears every count. That is enough to
 slow down a client that probes tokens, not to stop a distributed attack, which
 belongs to the reverse proxy or a firewall.
 """

@@ -105,9 +105,9 @@ def client_address(
 ) -> str:
     """Return the client's address, believing X-Forwarded-For only from trusted proxies.
 
-    The hops of X-Forwarded-For are read from the right: the first one that is
-    not a trusted proxy is the client. A header that the first untrusted hop
-    could have forged is never read past that hop.
+    The hops of X-Forwarded-For are read from the right, and the first one that
+    is not a trusted proxy is the client. Hops to its left are never read,
+    because that client could have written them.
     """
     if peer is None:
         return "unknown"
@@ -122,7 +122,8 @@ def client_address(
         try:
             hop_ip = ipaddress.ip_address(hop)
         except ValueError:
-            # A trusted proxy appended garbage, or the chain is misconfigured.
+            # A trusted proxy passed on a value that is not an address, so the
+            # proxy chain is misconfigured and only the peer is certain.
             return str(peer_ip)
         if not _is_trusted(hop_ip, trusted_proxies):
             return str(hop_ip)

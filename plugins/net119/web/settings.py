@@ -29,7 +29,7 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 @dataclass(frozen=True)
 class WebSettings:
-    """Settings of the renewal pages; ``core`` holds the shared pipeline settings."""
+    """Settings of the renewal pages; ``core`` contains the shared pipeline settings."""
 
     secret: bytes
     core: Settings = field(default_factory=Settings)
