@@ -27,6 +27,8 @@ changed AS (
     FROM expired AS e
     WHERE u.id = e.id
       AND u.status = 'active'
+      -- A renewal that committed after the scan moved expires_at on.
+      AND u.expires_at <= %(now)s
     RETURNING u.id, u.lapse_reason
 ),
 events AS (
