@@ -9,7 +9,7 @@ station has confirmed the address by FAX or post. No schedule: trigger it with
 
 | field | form label | meaning |
 | --- | --- | --- |
-| `user_ids` | 利用者ID | users to mail, as `[1024, 2048]`, 1 to 1000 ids |
+| `user_ids` | 利用者ID | 1 to 1000 user ids, one per line |
 | `corrected_email` | 訂正後のメールアドレス（任意） | new address of one user |
 | `reason` | 再送信の理由（必須） | why, at least 5 characters |
 | `force` | 短時間の再送信を許可する | mail again within the window |
@@ -40,7 +40,12 @@ from __future__ import annotations
 import datetime as dt
 
 from airflow.sdk import Param, dag, get_current_context, task
-from net119.staff_requests import MAX_TEXT_LENGTH, MAX_USERS, MIN_TEXT_LENGTH
+from net119.staff_requests import (
+    MAX_TEXT_LENGTH,
+    MAX_USERS,
+    MIN_TEXT_LENGTH,
+    USER_IDS_ITEM_SCHEMA,
+)
 
 default_args = {
     "owner": "net119",
@@ -51,17 +56,18 @@ default_args = {
 }
 
 params = {
+    # Integers from the REST API, or lines of digits from the form's text box.
     "user_ids": Param(
         type="array",
-        items={"type": "integer", "minimum": 1},
+        items=USER_IDS_ITEM_SCHEMA,
         minItems=1,
         maxItems=MAX_USERS,
         title="利用者ID",
-        description_md=(
-            "再送信する利用者のIDを半角数字で、角かっこ `[ ]` の中にカンマで区切って"
-            "入力してください。1人なら `[1024]`、複数なら `[1024, 2048, 4096]` です。"
-            f"1回に{MAX_USERS}人まで指定できます。同じIDを2回書いても送信は1通です。"
-            "空のリスト `[]` では実行できません。"
+        description=(
+            "再送信する利用者のIDを、1行に1人ずつ数字で入力してください"
+            "（例：1行目に 1024、2行目に 2048）。1行にカンマ区切りで並べても"
+            f"構いません。1回に{MAX_USERS}人まで指定できます。"
+            "同じIDを2回書いても送信は1通です。空欄では実行できません。"
         ),
         section="対象の利用者",
     ),

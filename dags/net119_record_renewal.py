@@ -12,7 +12,7 @@ the REST API (`docs/manual-resend.md`).
 
 | field | form label | meaning |
 | --- | --- | --- |
-| `user_ids` | 利用者ID | users to renew, as `[1024, 2048]`; 1 to 1000 ids |
+| `user_ids` | 利用者ID | 1 to 1000 user ids, one per line |
 | `renewal_via` | 確認方法 | `phone` 電話, `fax` FAX or `post` 郵送 |
 | `note` | 確認の内容（必須） | what was confirmed, at least 5 characters |
 | `force` | 更新時期前の利用者も更新する | renew although no renewal is due |
@@ -39,7 +39,12 @@ import datetime as dt
 
 from airflow.sdk import Param, dag, get_current_context, task
 from net119.recorded_renewal import CONFIRMATION_CHANNELS
-from net119.staff_requests import MAX_TEXT_LENGTH, MAX_USERS, MIN_TEXT_LENGTH
+from net119.staff_requests import (
+    MAX_TEXT_LENGTH,
+    MAX_USERS,
+    MIN_TEXT_LENGTH,
+    USER_IDS_ITEM_SCHEMA,
+)
 
 default_args = {
     "owner": "net119",
@@ -50,17 +55,17 @@ default_args = {
 }
 
 params = {
+    # Integers from the REST API, or lines of digits from the form's text box.
     "user_ids": Param(
         type="array",
-        items={"type": "integer", "minimum": 1},
+        items=USER_IDS_ITEM_SCHEMA,
         minItems=1,
         maxItems=MAX_USERS,
         title="利用者ID",
-        description_md=(
-            "更新を記録する利用者のIDを半角数字で、角かっこ `[ ]` の中に"
-            "カンマで区切って入力してください。"
-            "1人なら `[1024]`、複数なら `[1024, 2048, 4096]` です。"
-            f"1回に{MAX_USERS}人まで指定できます。空のリスト `[]` では実行できません。"
+        description=(
+            "更新を記録する利用者のIDを、1行に1人ずつ数字で入力してください"
+            "（例：1行目に 1024、2行目に 2048）。1行にカンマ区切りで並べても"
+            f"構いません。1回に{MAX_USERS}人まで指定できます。空欄では実行できません。"
         ),
         section="対象の利用者",
     ),

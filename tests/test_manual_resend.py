@@ -159,7 +159,9 @@ PARAM_REJECTED = [
     pytest.param(resend_conf([]), id="empty-list"),
     pytest.param({"user_ids": [1]}, id="missing-reason"),
     pytest.param(resend_conf([1], reason="短い"), id="short-reason"),
-    pytest.param(resend_conf(["1", 2]), id="quoted-id"),
+    pytest.param(resend_conf(["1a", 2]), id="letters-in-id"),
+    pytest.param(resend_conf([0]), id="zero-id"),
+    pytest.param(resend_conf([1.5]), id="fraction"),
     pytest.param(resend_conf([1], force="yes"), id="force-not-boolean"),
 ]
 
@@ -410,6 +412,19 @@ def test_manual_resend_dry_run_changes_nothing(conn, airflow_env) -> None:
     assert corrected_summary["address_corrected"] == []
 
 
+def test_manual_resend_form_lines_accepted(conn, airflow_env) -> None:
+    smtp = airflow_env
+    add_user(conn, 1, jst(2026, 1, 10))
+    add_user(conn, 2, jst(2026, 1, 10))
+
+    # The form's text box sends one string per line, blank lines included.
+    dag_run = run_dag("net119_manual_resend", resend_conf(["1", " 2", ""]))
+
+    assert dag_run.state == "success"
+    assert task_result(dag_run, "resend_reminders")["sent"] == [1, 2]
+    assert len(smtp.messages) == 2
+
+
 def test_manual_resend_duplicate_ids_mail_once(conn, airflow_env) -> None:
     smtp = airflow_env
     add_user(conn, 1, jst(2026, 1, 10))
@@ -652,6 +667,12 @@ VALIDATION_CASES = [
     ),
     pytest.param({"user_ids": [1, 7, 9]}, "has no user with id 7, 9", id="unknown"),
     pytest.param(
+        {"user_ids": ["12a", "taro@docomo.ne.jp"]},
+        "not user ids: '12a', a text of 17 characters",
+        id="text-not-ids",
+    ),
+    pytest.param({"user_ids": ["", " "]}, "is empty", id="blank-lines"),
+    pytest.param(
         {"user_ids": list(range(1, 1002))},
         "lists 1001 users; the maximum per run is 1000",
         id="too-many",
@@ -725,6 +746,19 @@ def test_validate_request_accepts_pre2009_address(domain_conn, address) -> None:
 
     assert request.corrected_email == address
     assert address not in repr(request)
+
+
+def test_validate_request_reads_form_lines(domain_conn) -> None:
+    for user_id in (1, 2, 3):
+        add_user(domain_conn, user_id, jst(2026, 1, 10))
+
+    request = resend.validate_request(
+        domain_conn,
+        {"user_ids": ["１, 2", " 3 ", "", "1、2"], "reason": REASON},
+    )
+
+    assert request.user_ids == (1, 2, 3)
+    assert request.duplicate_ids == (1, 2)
 
 
 def test_validate_request_collapses_duplicates(domain_conn) -> None:

@@ -8,6 +8,9 @@ Messages name the bad values by user id and never show a name or an address.
 
 from __future__ import annotations
 
+import re
+import unicodedata
+from collections import Counter
 from typing import TYPE_CHECKING
 
 from net119 import sqlfiles
@@ -22,6 +25,22 @@ MIN_TEXT_LENGTH = 5
 MAX_TEXT_LENGTH = 500
 # Largest value of the bigint column net119.users.id.
 _MAX_USER_ID = 2**63 - 1
+# Separators between ids in one text item, after NFKC normalisation (which
+# turns the full-width comma and digits into ASCII).
+_ID_SEPARATORS = re.compile(r"[\s,、]+")
+_SHOWABLE_TEXT = re.compile(r"[A-Za-z0-9._-]+")
+
+# JSON Schema of one user_ids item for the trigger forms. An item schema
+# without a "type" makes the Airflow 3.3 form show a text box with one item
+# per line. With "type": "integer" it shows a JSON editor that reformats the
+# list after each keystroke that leaves valid JSON and moves the cursor to the
+# end, so ids typed between the brackets land outside them.
+USER_IDS_ITEM_SCHEMA: dict[str, object] = {
+    "anyOf": [
+        {"type": "integer", "minimum": 1},
+        {"type": "string", "pattern": r"^[\s0-9０-９,、，]*$"},
+    ]
+}
 
 
 class RequestValidationError(ValueError):
@@ -35,11 +54,13 @@ class RequestValidationError(ValueError):
 
 
 def parse_user_ids(value: object, problems: list[str]) -> tuple[list[int], list[int]]:
-    """Return the distinct user ids in entry order, and the ids given twice.
+    """Return the distinct user ids in entry order, and the ids given more than once.
 
-    An empty list is a problem, never a request for every user. Booleans,
-    floats, strings and ids outside the bigint range are problems, named with
-    their values.
+    Items are integers (REST API) or text (the form's text box, one line per
+    item), and a text item may hold several ids separated by commas, 「、」 or
+    spaces, in half-width or full-width digits. Blank lines are ignored. A list
+    without any id is a problem, never a request for every user. Anything else,
+    and ids outside 1 to the bigint maximum, are problems named in the message.
     """
     if not isinstance(value, list):
         problems.append(
@@ -47,31 +68,39 @@ def parse_user_ids(value: object, problems: list[str]) -> tuple[list[int], list[
             f"got {_describe(value)}"
         )
         return [], []
-    if not value:
+
+    ids: list[int] = []
+    invalid: list[str] = []
+    for item in value:
+        if isinstance(item, bool) or not isinstance(item, (int, str)):
+            invalid.append(_describe(item))
+        elif isinstance(item, int):
+            ids.append(item)
+        else:
+            for token in _ID_SEPARATORS.split(unicodedata.normalize("NFKC", item)):
+                if token.isascii() and token.isdigit():
+                    ids.append(int(token))
+                elif token:
+                    invalid.append(_describe(token))
+    invalid.extend(repr(user_id) for user_id in ids if not 1 <= user_id <= _MAX_USER_ID)
+    if invalid:
+        shown = ", ".join(invalid[:20])
+        more = f" and {len(invalid) - 20} more" if len(invalid) > 20 else ""
+        problems.append(
+            f"user_ids (利用者ID) contains values that are not user ids: {shown}{more} "
+            "(expected positive whole numbers)"
+        )
+        return [], []
+    if not ids:
         problems.append(
             "user_ids (利用者ID) is empty: list at least one user id "
             "(an empty list never means every user)"
         )
         return [], []
 
-    invalid = [
-        item
-        for item in value
-        if isinstance(item, bool)
-        or not isinstance(item, int)
-        or not 1 <= item <= _MAX_USER_ID
-    ]
-    if invalid:
-        shown = ", ".join(_describe(item) for item in invalid[:20])
-        more = f" and {len(invalid) - 20} more" if len(invalid) > 20 else ""
-        problems.append(
-            f"user_ids (利用者ID) contains values that are not user ids: {shown}{more} "
-            "(expected positive integers without quotes)"
-        )
-        return [], []
-
-    distinct = list(dict.fromkeys(value))
-    duplicates = sorted({item for item in value if value.count(item) > 1})
+    distinct = list(dict.fromkeys(ids))
+    counts = Counter(ids)
+    duplicates = sorted(user_id for user_id, count in counts.items() if count > 1)
     if len(distinct) > MAX_USERS:
         problems.append(
             f"user_ids (利用者ID) lists {len(distinct)} users; "
@@ -140,15 +169,16 @@ def requester_name(dag_run: object | None) -> str:
 
 
 def _describe(value: object) -> str:
-    """Describe a bad value for an error message without echoing free text.
+    """Describe a bad value for an error message without echoing personal data.
 
-    Free text may be a name or an address typed into the wrong field, so a
-    string is shown only when it consists of digits.
+    A name or an address typed into the wrong field must not reach the log, so
+    text is shown only when it contains a digit and nothing but ASCII letters,
+    digits, dots, hyphens and underscores (a mistyped id such as ``12a``).
     """
     if value is None:
         return "nothing"
     if isinstance(value, str):
-        if value.strip().isdigit():
+        if _SHOWABLE_TEXT.fullmatch(value) and any(ch.isdigit() for ch in value):
             return repr(value)
         return f"a text of {len(value)} characters"
     if isinstance(value, (bool, int, float)):
