@@ -60,8 +60,3 @@ CREATE TABLE net119.station_report_entries (
     is_new      boolean NOT NULL,
     PRIMARY KEY (report_id, user_id)
 );
-
--- The at-risk list scans a station's active users by expiry.
-CREATE INDEX users_station_active_expiry_idx
-    ON net119.users (station_id, expires_at)
-    WHERE status = 'active';
