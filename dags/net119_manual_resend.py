@@ -30,7 +30,7 @@ the task never mails a user twice: it resends only the mails of this run that
 failed temporarily, with the same Message-ID.
 
 Renewals that a station confirmed by phone, FAX or post are recorded by the
-separate DAG `net119_record_renewal`, whose form asks for different fields.
+separate DAG `net119_record_renewal`, whose form has different fields.
 
 Connections: `net119_db` (PostgreSQL) and `net119_smtp` (SMTP).
 """

@@ -4,8 +4,8 @@
 Records the renewal (定期更新手続き) of users who informed the station by
 phone, FAX or post that they continue, because they could not use the renewal
 link.
-It counts like a renewal through the link: the validity ends one calendar year
-after the later of the current expiry and the time of the run, the user is
+It counts like a renewal through the link. The validity ends one calendar year
+after the later of the current expiry and the time of the run. The user is
 利用中 (`active`) again whatever the status was, and a new reminder cycle
 starts. No schedule: trigger it with **Trigger** in the Airflow UI or through
 the REST API (`docs/manual-resend.md`).

@@ -17,10 +17,10 @@ Steps of ``resend``:
    runs for the same user serialise on that lock, so the second one reads the
    first one's claim:
 
-   - a resend that this run already claimed is never claimed anew (the task
-     was retried): a recorded outcome is reported as it is, a send interrupted
-     while 'sending' is reported as interrupted and not repeated, and a failed
-     one is claimed again with the same Message-ID;
+   - a resend that this run already claimed is never claimed anew, because
+     the task was retried. A recorded outcome is reported as it is. A send
+     interrupted while 'sending' is reported as interrupted and not repeated.
+     A failed one is claimed again with the same Message-ID;
    - a manual resend claimed by another run within the window
      (``NET119_RESEND_WINDOW_MINUTES``, default 10) is refused unless forced;
    - a stored address that no SMTP server could take is refused;
@@ -281,21 +281,20 @@ def resend(
         requested=list(request.user_ids),
         duplicates_ignored=list(request.duplicate_ids),
     )
-    decisions = _lock_and_decide(conn, request, run_id, window_minutes)
-    _report_decisions(decisions, summary)
-
-    if request.dry_run:
-        conn.rollback()
-        summary.would_send = [
-            d.user_id for d in decisions if d.action in ("send", "reclaim")
-        ]
-        summary.would_correct_address = [
-            d.user_id for d in decisions if d.corrects_address
-        ]
-        _log_summary(run_id, summary)
-        return summary
-
     try:
+        decisions = _lock_and_decide(conn, request, run_id, window_minutes)
+        _report_decisions(decisions, summary)
+        if request.dry_run:
+            conn.rollback()
+            summary.would_send = [
+                d.user_id for d in decisions if d.action in ("send", "reclaim")
+            ]
+            summary.would_correct_address = [
+                d.user_id for d in decisions if d.corrects_address
+            ]
+            _log_summary(run_id, summary)
+            return summary
+
         corrected = _correct_addresses(
             conn, request, decisions, now, run_id, requested_by
         )
@@ -307,12 +306,15 @@ def resend(
         raise
     conn.commit()
     summary.address_corrected = corrected
-    if claimed:
-        _send_and_record(
-            conn, open_session, claimed, summary, now, run_date, run_id, settings
-        )
 
-    _log_summary(run_id, summary)
+    try:
+        if claimed:
+            _send_and_record(
+                conn, open_session, claimed, summary, now, run_date, run_id, settings
+            )
+    finally:
+        # Logged also when the SMTP server is unreachable, with what was recorded.
+        _log_summary(run_id, summary)
     return summary
 
 

@@ -18,8 +18,9 @@ from net119 import sqlfiles
 if TYPE_CHECKING:
     from psycopg2.extensions import connection as Connection
 
-# The run's summary lists every id, and it is stored as XCom and shown in the
-# UI; larger sets belong to the daily pipeline.
+# Maximum users per manual run. The summary lists every id and is stored as
+# XCom and shown in the UI, so a run stays small. NOTE: 1000 is a chosen
+# bound, not a measured limit of the SMTP server or the database.
 MAX_USERS = 1000
 MIN_TEXT_LENGTH = 5
 MAX_TEXT_LENGTH = 500
@@ -171,9 +172,9 @@ def requester_name(dag_run: object | None) -> str:
 def _describe(value: object) -> str:
     """Describe a bad value for an error message without echoing personal data.
 
-    A name or an address typed into the wrong field must not reach the log, so
-    text is shown only when it contains a digit and nothing but ASCII letters,
-    digits, dots, hyphens and underscores (a mistyped id such as ``12a``).
+    A name or an address typed into the wrong field must not reach the log. So
+    text is shown only when it contains a digit and consists of ASCII letters,
+    digits, dots, hyphens and underscores, as a mistyped id such as ``12a``.
     """
     if value is None:
         return "nothing"
