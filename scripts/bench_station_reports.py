@@ -5,10 +5,11 @@ Usage (from the repository root)::
     .venv/bin/python scripts/bench_station_reports.py [--users 1000000] [--stations 750]
 
 The script starts a private PostgreSQL from the pgserver wheel in a temporary
-folder (or uses ``--database-url``, which must point to an empty database),
-seeds the synthetic population of ``net119.devtools.seed``, adds one reminder
-per user whose expiry lies within 90 days after the reference date or before
-it (every tenth of them bounced), and lapses the expired users. It then times,
+folder, or uses ``--database-url``, which must point to an empty database. It
+seeds the synthetic population of ``net119.devtools.seed``. It adds one
+reminder per user whose expiry lies before the reference date or within 90
+days after it, every tenth of them bounced, and lapses the expired users. It
+then times,
 for every batch of stations: the claim, the set-based lists with their
 entries (``report_rows.sql``) and the CSV files. Nothing is mailed, and no
 letter is rendered.
@@ -59,9 +60,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--users", type=int, default=1_000_000, help="users to seed")
     parser.add_argument("--stations", type=int, default=750, help="stations to seed")
-    parser.add_argument("--database-url", help="empty database to use instead of a private server")
     parser.add_argument(
-        "--explain", action="store_true", help="print the query plan of the first batch's lists"
+        "--database-url", help="empty database to use instead of a private server"
+    )
+    parser.add_argument(
+        "--explain",
+        action="store_true",
+        help="print the query plan of the first batch's lists",
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -99,13 +104,19 @@ def run(url: str, users: int, stations: int, *, explain: bool = False) -> None:
         cur.execute("SELECT count(*) FROM net119.users WHERE status = 'lapsed'")
         lapsed = cur.fetchone()[0]
     conn.commit()
-    print(f"setup: {users} users, {stations} stations, {reminders} reminders, "
-          f"{lapsed} lapsed, {time.perf_counter() - started:.1f} s")
+    print(
+        f"setup: {users} users, {stations} stations, {reminders} reminders, "
+        f"{lapsed} lapsed, {time.perf_counter() - started:.1f} s"
+    )
 
     settings = ReportSettings()
     t0 = time.perf_counter()
-    batches = service.list_report_batches(conn, run_date=REFERENCE_DATE, report_settings=settings)
-    print(f"list_report_batches: {len(batches)} batches in {time.perf_counter() - t0:.3f} s")
+    batches = service.list_report_batches(
+        conn, run_date=REFERENCE_DATE, report_settings=settings
+    )
+    print(
+        f"list_report_batches: {len(batches)} batches in {time.perf_counter() - t0:.3f} s"
+    )
 
     period = service.due_period(REFERENCE_DATE, settings)
     assert period is not None
@@ -117,12 +128,20 @@ def run(url: str, users: int, stations: int, *, explain: bool = False) -> None:
     for batch in batches:
         t0 = time.perf_counter()
         claims = ledger.claim_reports(
-            conn, batch, period=period, run_date=REFERENCE_DATE, as_of=now, run_id="bench",
-            message_id_domain="net119.example.jp", lease_minutes=15,
+            conn,
+            batch,
+            period=period,
+            run_date=REFERENCE_DATE,
+            as_of=now,
+            run_id="bench",
+            message_id_domain="net119.example.jp",
+            lease_minutes=15,
         )
         t1 = time.perf_counter()
         rows = build_report_rows(
-            conn, [c.report_id for c in claims], [c.station_id for c in claims],
+            conn,
+            [c.report_id for c in claims],
+            [c.station_id for c in claims],
             at_risk_until=now + dt.timedelta(days=settings.at_risk_days),
         )
         t2 = time.perf_counter()
@@ -135,8 +154,10 @@ def run(url: str, users: int, stations: int, *, explain: bool = False) -> None:
         slowest = max(slowest, t2 - t1)
         total_rows += sum(len(r) for r in rows.values())
     print(f"claims: {claim_s:.2f} s in total")
-    print(f"lists (report_rows.sql): {rows_s:.2f} s in total, slowest batch {slowest:.2f} s, "
-          f"{total_rows} rows")
+    print(
+        f"lists (report_rows.sql): {rows_s:.2f} s in total, slowest batch {slowest:.2f} s, "
+        f"{total_rows} rows"
+    )
     print(f"CSV files: {csv_s:.2f} s in total")
     conn.close()
 
@@ -146,8 +167,14 @@ def print_plan(conn, batch, period, now, settings) -> None:
     from net119 import sqlfiles
 
     claims = ledger.claim_reports(
-        conn, batch, period=period, run_date=REFERENCE_DATE, as_of=now, run_id="explain",
-        message_id_domain="net119.example.jp", lease_minutes=15,
+        conn,
+        batch,
+        period=period,
+        run_date=REFERENCE_DATE,
+        as_of=now,
+        run_id="explain",
+        message_id_domain="net119.example.jp",
+        lease_minutes=15,
     )
     with conn.cursor() as cur:
         cur.execute(

@@ -14,7 +14,7 @@ from email.message import EmailMessage
 
 from factories import jst
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def session_factory(server):
@@ -104,13 +104,26 @@ def add_reminder(
     return reminder_id
 
 
-def bounce(conn, user_id: int, sent_at: dt.datetime, *, offset_days: int = 0,
-           status_code: str = "5.1.1", category: str = "user_unknown",
-           diagnostic: str = "550 5.1.1 User unknown") -> int:
+def bounce(
+    conn,
+    user_id: int,
+    sent_at: dt.datetime,
+    *,
+    offset_days: int = 0,
+    status_code: str = "5.1.1",
+    category: str = "user_unknown",
+    diagnostic: str = "550 5.1.1 User unknown",
+) -> int:
     """Insert a reminder that bounced one hour after it was sent."""
     return add_reminder(
-        conn, user_id, outcome="undeliverable", sent_at=sent_at, offset_days=offset_days,
-        status_code=status_code, bounce_category=category, diagnostic=diagnostic,
+        conn,
+        user_id,
+        outcome="undeliverable",
+        sent_at=sent_at,
+        offset_days=offset_days,
+        status_code=status_code,
+        bounce_category=category,
+        diagnostic=diagnostic,
         bounced_at=sent_at + dt.timedelta(hours=1),
     )
 
@@ -129,7 +142,9 @@ def attachments(message: EmailMessage) -> dict[str, EmailMessage]:
 
 def csv_attachment(message: EmailMessage) -> tuple[str, bytes]:
     [(name, part)] = [
-        (name, part) for name, part in attachments(message).items() if name.endswith(".csv")
+        (name, part)
+        for name, part in attachments(message).items()
+        if name.endswith(".csv")
     ]
     return name, part.get_payload(decode=True)
 

@@ -11,7 +11,6 @@ from pathlib import Path
 import pypdf
 import pypdfium2
 import pytest
-
 from factories import jst
 from net119.reports.letter import NoticeLetter, letter_filename, render_notice_letter
 

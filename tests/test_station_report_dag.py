@@ -5,12 +5,11 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-
 from factories import add_station, add_user, jst
 from net119 import db as net119_db
 from report_helpers import bounce, csv_attachment, read_csv, reports_to
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 YOKOHAMA = "report@yokohama.example.jp"
 REPORT_TASKS = ("list_report_batches", "send_station_reports")
 
@@ -59,7 +58,9 @@ def test_dag_mails_station_report_once_per_week(conn, airflow_env) -> None:
     [row] = read_csv(data, "utf-8-sig")
     assert (row["利用者ID"], row["失効理由"], row["新規"]) == ("1", "不達", "新規")
     assert row["失効日時"] == "2026-12-04T09:00:00+09:00"
-    assert "案内書_1_山田 太郎.pdf" in {part.get_filename() for part in report.iter_attachments()}
+    assert "案内書_1_山田 太郎.pdf" in {
+        part.get_filename() for part in report.iter_attachments()
+    }
 
     # Same week: the listing finds nothing, so the mapped task has no instance.
     second = run_dag(dt.date(2026, 12, 5))
@@ -79,7 +80,10 @@ def test_dag_mails_station_report_once_per_week(conn, airflow_env) -> None:
         cur.execute(
             "SELECT period_key, status, run_id IS NOT NULL FROM net119.station_reports ORDER BY id"
         )
-        assert cur.fetchall() == [("2026-W49", "sent", True), ("2026-W50", "sent", True)]
+        assert cur.fetchall() == [
+            ("2026-W49", "sent", True),
+            ("2026-W50", "sent", True),
+        ]
 
 
 def test_dag_station_without_address_fails_batch(conn, airflow_env, capfd) -> None:
@@ -94,8 +98,13 @@ def test_dag_station_without_address_fails_batch(conn, airflow_env, capfd) -> No
     assert task_states(dag_run, "send_station_reports") == ["failed"]
     assert len(reports_to(smtp, YOKOHAMA)) == 1
     with conn.cursor() as cur:
-        cur.execute("SELECT station_id, status FROM net119.station_reports ORDER BY station_id")
-        assert cur.fetchall() == [("st-yokohama", "sent"), ("st-zz-noaddr", "no_address")]
+        cur.execute(
+            "SELECT station_id, status FROM net119.station_reports ORDER BY station_id"
+        )
+        assert cur.fetchall() == [
+            ("st-yokohama", "sent"),
+            ("st-zz-noaddr", "no_address"),
+        ]
     # The task's error, as the task log and the failure notification show it.
     out, err = capfd.readouterr()
     assert (

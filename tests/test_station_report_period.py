@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-
 from net119.reports.config import ReportSettings
 from net119.reports.period import report_period
 
@@ -53,7 +52,9 @@ def test_period_rejects_invalid_values() -> None:
 def test_settings_defaults() -> None:
     settings = ReportSettings.from_env(lambda name: None)
 
-    assert settings == ReportSettings(cadence="weekly", weekday=1, batch_size=50, max_letters=50)
+    assert settings == ReportSettings(
+        cadence="weekly", weekday=1, batch_size=50, max_letters=50
+    )
 
 
 def test_settings_from_environment() -> None:
@@ -72,9 +73,13 @@ def test_settings_from_environment() -> None:
     assert settings.max_letters == 0
 
 
-@pytest.mark.parametrize(("raw", "weekday"), [("1", 1), ("7", 7), ("Sunday", 7), ("wed", 3)])
+@pytest.mark.parametrize(
+    ("raw", "weekday"), [("1", 1), ("7", 7), ("Sunday", 7), ("wed", 3)]
+)
 def test_settings_weekday_forms(raw, weekday) -> None:
-    assert ReportSettings.from_env({"NET119_REPORT_WEEKDAY": raw}.get).weekday == weekday
+    assert (
+        ReportSettings.from_env({"NET119_REPORT_WEEKDAY": raw}.get).weekday == weekday
+    )
 
 
 @pytest.mark.parametrize(

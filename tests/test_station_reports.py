@@ -6,7 +6,6 @@ import codecs
 import datetime as dt
 
 import pytest
-
 from factories import add_station, add_user, jst
 from net119 import transitions
 from net119.config import Settings
@@ -34,8 +33,16 @@ YOKOHAMA = "report@yokohama.example.jp"
 KAWASAKI = "report@kawasaki.example.jp"
 
 
-def send(conn, smtp, station_ids, *, run_date=RUN_DATE, now=None, run_id="run-1",
-         report_settings=None):
+def send(
+    conn,
+    smtp,
+    station_ids,
+    *,
+    run_date=RUN_DATE,
+    now=None,
+    run_id="run-1",
+    report_settings=None,
+):
     return service.send_station_reports(
         conn,
         session_factory(smtp),
@@ -53,8 +60,10 @@ def stations(db):
     add_station(db, "st-yokohama", "横浜市消防局", (YOKOHAMA,))
     add_station(db, "st-kawasaki", "川崎市消防局", (KAWASAKI,))
     set_station(
-        db, "st-yokohama",
-        contact_phone="045-334-6780", contact_fax="045-334-6790",
+        db,
+        "st-yokohama",
+        contact_phone="045-334-6780",
+        contact_fax="045-334-6790",
         contact_email="net119@yokohama.example.jp",
         postal_address="神奈川県横浜市保土ケ谷区川辺町2-9",
     )
@@ -67,32 +76,71 @@ def population(stations):
     conn = stations
     # 1: lapsed 不達; its last reminder bounced as user unknown.
     add_user(conn, 1, jst(2026, 11, 4, 8), name="山田 太郎")
-    set_user(conn, 1, phone="090-1111-2222", fax="045-111-2222", postal_code="231-0023",
-             postal_address="神奈川県横浜市中区山下町1-2-3")
-    bounce(conn, 1, jst(2026, 11, 4, 9, 5), diagnostic="550 5.1.1 <user1@docomo.ne.jp>: User unknown")
+    set_user(
+        conn,
+        1,
+        phone="090-1111-2222",
+        fax="045-111-2222",
+        postal_code="231-0023",
+        postal_address="神奈川県横浜市中区山下町1-2-3",
+    )
+    bounce(
+        conn,
+        1,
+        jst(2026, 11, 4, 9, 5),
+        diagnostic="550 5.1.1 <user1@docomo.ne.jp>: User unknown",
+    )
+
     # 2: lapsed 未更新; its last reminder was accepted.
     add_user(conn, 2, jst(2026, 11, 20, 18), name="佐藤 花子")
     add_reminder(conn, 2, outcome="sent", sent_at=jst(2026, 11, 20, 9, 1))
+
     # 3: active, expires in 16 days, its latest reminder was filtered: at risk.
-    add_user(conn, 3, jst(2026, 12, 20, 10), name="鈴木 一郎", email="suzuki@ezweb.ne.jp")
+    add_user(
+        conn, 3, jst(2026, 12, 20, 10), name="鈴木 一郎", email="suzuki@ezweb.ne.jp"
+    )
     add_reminder(conn, 3, outcome="sent", sent_at=jst(2026, 11, 20, 9), offset_days=-30)
-    bounce(conn, 3, jst(2026, 11, 30, 9), offset_days=-20, status_code="5.7.1",
-           category="filtered", diagnostic="550 5.7.1 Rejected by recipient settings")
+    bounce(
+        conn,
+        3,
+        jst(2026, 11, 30, 9),
+        offset_days=-20,
+        status_code="5.7.1",
+        category="filtered",
+        diagnostic="550 5.7.1 Rejected by recipient settings",
+    )
+
     # 4: active, expires in 16 days, latest reminder accepted: not at risk.
     add_user(conn, 4, jst(2026, 12, 20, 10))
     add_reminder(conn, 4, outcome="sent", sent_at=jst(2026, 11, 30, 9), offset_days=-20)
+
     # 5: active, bounced, but expires in 59 days: not at risk yet.
     add_user(conn, 5, jst(2027, 2, 1, 10))
     bounce(conn, 5, jst(2026, 12, 3, 9), offset_days=-60)
+
     # 6: lapsed user of another station.
     add_user(conn, 6, jst(2026, 11, 1, 10), station_id="st-kawasaki", name="川崎 次郎")
+
     # 7: lapsed 不達, then a manual resend to an invalid address failed.
     add_user(conn, 7, jst(2026, 11, 10, 10), name="-髙橋 =SUM(A1)")
-    bounce(conn, 7, jst(2026, 11, 10, 9), status_code="5.2.2", category="mailbox_full",
-           diagnostic="552 5.2.2 Mailbox full")
-    add_reminder(conn, 7, outcome="failed", sent_at=None, kind="manual",
-                 recipient="no-at-sign.docomo.ne.jp",
-                 failure_reason="invalid address: address must contain exactly one @")
+    bounce(
+        conn,
+        7,
+        jst(2026, 11, 10, 9),
+        status_code="5.2.2",
+        category="mailbox_full",
+        diagnostic="552 5.2.2 Mailbox full",
+    )
+    add_reminder(
+        conn,
+        7,
+        outcome="failed",
+        sent_at=None,
+        kind="manual",
+        recipient="no-at-sign.docomo.ne.jp",
+        failure_reason="invalid address: address must contain exactly one @",
+    )
+
     transitions.apply_expiry_transitions(conn, now=NOW, run_id="run-0")
     return conn
 
@@ -199,7 +247,9 @@ def test_report_csv_cp932_replaces_outside_characters(population, smtp_server) -
     assert "<td>2</td><td>氏名</td><td>𠮷😀</td>" in html
     assert "利用者ID 2　氏名　元の文字：𠮷😀" in text
     with population.cursor() as cur:
-        cur.execute("SELECT status, csv_encoding, replaced_cell_count FROM net119.station_reports")
+        cur.execute(
+            "SELECT status, csv_encoding, replaced_cell_count FROM net119.station_reports"
+        )
         assert cur.fetchall() == [("sent", "cp932", 1)]
 
 
@@ -224,11 +274,19 @@ def test_report_mail_structure(population, smtp_server) -> None:
     assert message.get_content_type() == "multipart/mixed"
     [alternative, *rest] = message.iter_parts()
     assert alternative.get_content_type() == "multipart/alternative"
-    assert [p.get_content_type() for p in alternative.iter_parts()] == ["text/plain", "text/html"]
-    assert message["Subject"] == "【NET119】失効中利用者の報告（横浜市消防局・令和8年（2026年）12月4日）"
+    assert [p.get_content_type() for p in alternative.iter_parts()] == [
+        "text/plain",
+        "text/html",
+    ]
+    assert (
+        message["Subject"]
+        == "【NET119】失効中利用者の報告（横浜市消防局・令和8年（2026年）12月4日）"
+    )
     assert message["Auto-Submitted"] == "auto-generated"
     with population.cursor() as cur:
-        cur.execute("SELECT message_id FROM net119.station_reports WHERE station_id = 'st-yokohama'")
+        cur.execute(
+            "SELECT message_id FROM net119.station_reports WHERE station_id = 'st-yokohama'"
+        )
         assert message["Message-ID"] == cur.fetchone()[0]
     # Japanese file names go out RFC 2231 encoded.
     assert b"filename*0*=utf-8''%E5%A4%B1%E5%8A%B9%E4%B8%AD" in received.data
@@ -253,7 +311,10 @@ def test_report_summary_counts_and_actions(population, smtp_server) -> None:
     html = message.get_body(("html",)).get_content()
     assert "横浜市消防局 ご担当者様" in text
     assert "集計日時：令和8年（2026年）12月4日 9時00分" in text
-    assert "報告期間：令和8年（2026年）11月30日〜令和8年（2026年）12月6日（毎週の報告）" in text
+    assert (
+        "報告期間：令和8年（2026年）11月30日〜令和8年（2026年）12月6日（毎週の報告）"
+        in text
+    )
     assert "前回の報告：なし（今回が最初の報告です）" in text
     assert "失効中　　　　　　3名（うち新規 3名）" in text
     assert "うち不達　　　　2名（うち新規 2名）" in text
@@ -263,7 +324,9 @@ def test_report_summary_counts_and_actions(population, smtp_server) -> None:
     assert "「net119.example.jp」からのメールを受け取れるよう" in text
     assert "手動再送" in text
     assert "案内書 3通" in text
-    assert "　3　鈴木 一郎　期限間近（不達）　有効期限 令和8年（2026年）12月20日" in text
+    assert (
+        "　3　鈴木 一郎　期限間近（不達）　有効期限 令和8年（2026年）12月20日" in text
+    )
     # HTML escapes what users typed.
     assert "<td>-髙橋 =SUM(A1)</td>" in html
     assert "<td>3名</td>" not in html
@@ -274,7 +337,9 @@ def test_report_summary_counts_and_actions(population, smtp_server) -> None:
 def test_report_retry_sends_nothing_twice(population, smtp_server) -> None:
     first = send(population, smtp_server, ["st-yokohama", "st-kawasaki"])
     again = send(population, smtp_server, ["st-yokohama", "st-kawasaki"])
-    other_run = send(population, smtp_server, ["st-yokohama", "st-kawasaki"], run_id="run-2")
+    other_run = send(
+        population, smtp_server, ["st-yokohama", "st-kawasaki"], run_id="run-2"
+    )
 
     assert first.reported == 2
     assert again.reported == 0
@@ -282,8 +347,13 @@ def test_report_retry_sends_nothing_twice(population, smtp_server) -> None:
     assert other_run.skipped_already_sent == 2
     assert len(smtp_server.messages) == 2
     with population.cursor() as cur:
-        cur.execute("SELECT station_id, status, attempts FROM net119.station_reports ORDER BY 1")
-        assert cur.fetchall() == [("st-kawasaki", "sent", 1), ("st-yokohama", "sent", 1)]
+        cur.execute(
+            "SELECT station_id, status, attempts FROM net119.station_reports ORDER BY 1"
+        )
+        assert cur.fetchall() == [
+            ("st-kawasaki", "sent", 1),
+            ("st-yokohama", "sent", 1),
+        ]
 
 
 def test_report_interrupted_send_resent_same_message(population, smtp_server) -> None:
@@ -324,7 +394,11 @@ def test_report_station_without_address_reported(population, smtp_server) -> Non
     assert len(reports_to(smtp_server, KAWASAKI)) == 1
     with pytest.raises(service.StationReportError) as raised:
         service.raise_for_problems(
-            population, batch, run_date=RUN_DATE, report_settings=ReportSettings(), run_id="run-1"
+            population,
+            batch,
+            run_date=RUN_DATE,
+            report_settings=ReportSettings(),
+            run_id="run-1",
         )
     message = str(raised.value)
     assert "2026-W49" in message
@@ -340,7 +414,11 @@ def test_report_station_without_address_reported(population, smtp_server) -> Non
     assert retry.skipped_already_sent == 2
     assert len(smtp_server.messages) == 4
     service.raise_for_problems(
-        population, batch, run_date=RUN_DATE, report_settings=ReportSettings(), run_id="run-1"
+        population,
+        batch,
+        run_date=RUN_DATE,
+        report_settings=ReportSettings(),
+        run_id="run-1",
     )
 
 
@@ -351,10 +429,15 @@ def test_report_rejected_then_retried(population, smtp_server) -> None:
 
     assert first.reported == 1
     assert first.failed == 1
-    with pytest.raises(service.StationReportError, match=r"send failed .*: st-yokohama"):
+    with pytest.raises(
+        service.StationReportError, match=r"send failed .*: st-yokohama"
+    ):
         service.raise_for_problems(
-            population, ["st-kawasaki", "st-yokohama"], run_date=RUN_DATE,
-            report_settings=ReportSettings(), run_id="run-1",
+            population,
+            ["st-kawasaki", "st-yokohama"],
+            run_date=RUN_DATE,
+            report_settings=ReportSettings(),
+            run_id="run-1",
         )
     del smtp_server.handler.rcpt_replies[YOKOHAMA]
     second = send(population, smtp_server, ["st-kawasaki", "st-yokohama"])
@@ -373,10 +456,34 @@ def test_report_partly_refused_addresses(population, smtp_server) -> None:
 
     assert counts.reported == 1
     assert len(reports_to(smtp_server, YOKOHAMA)) == 1
-    with pytest.raises(service.StationReportError, match="rejected some report addresses: st-yokohama"):
+    with pytest.raises(
+        service.StationReportError, match="some report addresses were invalid or rejected: st-yokohama"
+    ):
         service.raise_for_problems(
-            population, ["st-yokohama"], run_date=RUN_DATE,
-            report_settings=ReportSettings(), run_id="run-1",
+            population,
+            ["st-yokohama"],
+            run_date=RUN_DATE,
+            report_settings=ReportSettings(),
+            run_id="run-1",
+        )
+
+
+def test_report_invalid_extra_address_reported(population, smtp_server) -> None:
+    set_station(population, "st-yokohama", report_emails=[YOKOHAMA, "chief@@example.jp"])
+
+    counts = send(population, smtp_server, ["st-yokohama"])
+
+    assert counts.reported == 1
+    assert [m.recipients for m in smtp_server.messages] == [[YOKOHAMA]]
+    with pytest.raises(
+        service.StationReportError, match="some report addresses were invalid or rejected: st-yokohama"
+    ):
+        service.raise_for_problems(
+            population,
+            ["st-yokohama"],
+            run_date=RUN_DATE,
+            report_settings=ReportSettings(),
+            run_id="run-1",
         )
 
 
@@ -387,13 +494,21 @@ def test_report_smtp_down_fails_batch(population, smtp_server) -> None:
         return smtplib.SMTP("127.0.0.1", 1, timeout=2)
 
     counts = service.send_station_reports(
-        population, unreachable, station_ids=["st-kawasaki", "st-yokohama"], run_date=RUN_DATE,
-        now=NOW, settings=Settings.from_env(), report_settings=ReportSettings(), run_id="run-1",
+        population,
+        unreachable,
+        station_ids=["st-kawasaki", "st-yokohama"],
+        run_date=RUN_DATE,
+        now=NOW,
+        settings=Settings.from_env(),
+        report_settings=ReportSettings(),
+        run_id="run-1",
     )
 
     assert counts.failed == 2
     with population.cursor() as cur:
-        cur.execute("SELECT status, failure_reason FROM net119.station_reports ORDER BY station_id")
+        cur.execute(
+            "SELECT status, failure_reason FROM net119.station_reports ORDER BY station_id"
+        )
         assert cur.fetchall() == [
             ("failed", "SMTP server unavailable: ConnectionRefusedError"),
             ("failed", "SMTP server unavailable: ConnectionRefusedError"),
@@ -421,15 +536,25 @@ def test_report_at_risk_list(stations, smtp_server) -> None:
     bounce(conn, 5, jst(2026, 11, 30, 9), offset_days=-20)
     # Bounced at send time and expiring tomorrow.
     add_user(conn, 6, jst(2026, 12, 5, 10))
-    add_reminder(conn, 6, outcome="undeliverable", sent_at=jst(2026, 12, 4, 9), offset_days=-10,
-                 status_code="5.7.1", diagnostic="550 5.7.1 Rejected by recipient settings")
+    add_reminder(
+        conn,
+        6,
+        outcome="undeliverable",
+        sent_at=jst(2026, 12, 4, 9),
+        offset_days=-10,
+        status_code="5.7.1",
+        diagnostic="550 5.7.1 Rejected by recipient settings",
+    )
 
     send(conn, smtp_server, ["st-yokohama"])
 
     [message] = reports_to(smtp_server, YOKOHAMA)
     _, data = csv_attachment(message)
     rows = read_csv(data, "utf-8-sig")
-    assert [(r["利用者ID"], r["区分"]) for r in rows] == [("1", "期限間近（不達）"), ("6", "期限間近（不達）")]
+    assert [(r["利用者ID"], r["区分"]) for r in rows] == [
+        ("1", "期限間近（不達）"),
+        ("6", "期限間近（不達）"),
+    ]
     assert rows[1]["診断メッセージ"] == "550 5.7.1 Rejected by recipient settings"
     assert rows[1]["最終リマインダー段階"] == "10日前"
 
@@ -437,17 +562,29 @@ def test_report_at_risk_list(stations, smtp_server) -> None:
 def test_report_weekly_cadence(population, smtp_server) -> None:
     # Friday of week 49, then Saturday and Sunday of the same week.
     for day in (4, 5, 6):
-        send(population, smtp_server, ["st-yokohama"], run_date=dt.date(2026, 12, day),
-             run_id=f"run-{day}")
+        send(
+            population,
+            smtp_server,
+            ["st-yokohama"],
+            run_date=dt.date(2026, 12, day),
+            run_id=f"run-{day}",
+        )
     assert len(reports_to(smtp_server, YOKOHAMA)) == 1
 
     # Monday of week 50.
-    counts = send(population, smtp_server, ["st-yokohama"], run_date=dt.date(2026, 12, 7),
-                  run_id="run-7")
+    counts = send(
+        population,
+        smtp_server,
+        ["st-yokohama"],
+        run_date=dt.date(2026, 12, 7),
+        run_id="run-7",
+    )
     assert counts.reported == 1
     assert len(reports_to(smtp_server, YOKOHAMA)) == 2
     with population.cursor() as cur:
-        cur.execute("SELECT period_key, period_start, period_end FROM net119.station_reports ORDER BY id")
+        cur.execute(
+            "SELECT period_key, period_start, period_end FROM net119.station_reports ORDER BY id"
+        )
         assert cur.fetchall() == [
             ("2026-W49", dt.date(2026, 11, 30), dt.date(2026, 12, 7)),
             ("2026-W50", dt.date(2026, 12, 7), dt.date(2026, 12, 14)),
@@ -457,13 +594,23 @@ def test_report_weekly_cadence(population, smtp_server) -> None:
 def test_report_weekday_not_due(population, smtp_server) -> None:
     thursday = ReportSettings(weekday=4)
 
-    before = send(population, smtp_server, ["st-yokohama"], run_date=dt.date(2026, 12, 2),
-                  report_settings=thursday)
+    before = send(
+        population,
+        smtp_server,
+        ["st-yokohama"],
+        run_date=dt.date(2026, 12, 2),
+        report_settings=thursday,
+    )
     batches = service.list_report_batches(
         population, run_date=dt.date(2026, 12, 2), report_settings=thursday
     )
-    on_day = send(population, smtp_server, ["st-yokohama"], run_date=dt.date(2026, 12, 3),
-                  report_settings=thursday)
+    on_day = send(
+        population,
+        smtp_server,
+        ["st-yokohama"],
+        run_date=dt.date(2026, 12, 3),
+        report_settings=thursday,
+    )
 
     assert before.skipped_not_due == 1
     assert batches == []
@@ -477,9 +624,17 @@ def test_report_new_since_previous_report(population, smtp_server) -> None:
     add_user(population, 8, jst(2026, 12, 8, 10), name="新井 八郎")
     bounce(population, 2, jst(2026, 12, 5, 9), offset_days=30)
     set_user(population, 3, expires_at=jst(2027, 12, 20, 10))
-    transitions.apply_expiry_transitions(population, now=report_time(dt.date(2026, 12, 11)))
+    transitions.apply_expiry_transitions(
+        population, now=report_time(dt.date(2026, 12, 11))
+    )
 
-    send(population, smtp_server, ["st-yokohama"], run_date=dt.date(2026, 12, 11), run_id="run-2")
+    send(
+        population,
+        smtp_server,
+        ["st-yokohama"],
+        run_date=dt.date(2026, 12, 11),
+        run_id="run-2",
+    )
 
     first, second = reports_to(smtp_server, YOKOHAMA)
     _, data = csv_attachment(second)
@@ -493,7 +648,9 @@ def test_report_new_since_previous_report(population, smtp_server) -> None:
     assert "前回の報告：令和8年（2026年）12月4日 9時00分 時点" in text
     assert "■前回の報告以降の新規（2名）" in text
     # Only the new 不達 user gets a letter this time.
-    assert [n for n in attachments(second) if n.endswith(".pdf")] == ["案内書_2_佐藤 花子.pdf"]
+    assert [n for n in attachments(second) if n.endswith(".pdf")] == [
+        "案内書_2_佐藤 花子.pdf"
+    ]
     with population.cursor() as cur:
         cur.execute(
             "SELECT new_lapsed_count, new_at_risk_count, letter_count FROM net119.station_reports"
@@ -503,13 +660,20 @@ def test_report_new_since_previous_report(population, smtp_server) -> None:
 
 
 def test_report_letters_capped(population, smtp_server) -> None:
-    counts = send(population, smtp_server, ["st-yokohama"],
-                  report_settings=ReportSettings(max_letters=1))
+    counts = send(
+        population,
+        smtp_server,
+        ["st-yokohama"],
+        report_settings=ReportSettings(max_letters=1),
+    )
 
     [message] = reports_to(smtp_server, YOKOHAMA)
     assert counts.letters == 1
     assert len([n for n in attachments(message) if n.endswith(".pdf")]) == 1
-    assert "ほか2名分の案内書は添付していません" in message.get_body(("plain",)).get_content()
+    assert (
+        "ほか2名分の案内書は添付していません"
+        in message.get_body(("plain",)).get_content()
+    )
 
 
 def test_report_empty_station_still_mailed(stations, smtp_server) -> None:
@@ -539,34 +703,75 @@ def _seed_many_stations(conn, count: int) -> dict[str, set[str]]:
     user_id = 0
     for number in range(count):
         station_id = f"st-{number:03d}"
-        station_rows.append((station_id, f"第{number}消防本部", [f"report@{station_id}.example.jp"]))
+        station_rows.append(
+            (station_id, f"第{number}消防本部", [f"report@{station_id}.example.jp"])
+        )
         expected[station_id] = set()
-        kinds = ["lapsed", "at_risk", "fine"] + (["bounced_lapsed"] if number % 50 == 0 else [])
+        kinds = ["lapsed", "at_risk", "fine"] + (
+            ["bounced_lapsed"] if number % 50 == 0 else []
+        )
         for kind in kinds:
             user_id += 1
-            expires = jst(2026, 11, 1, 10) if "lapsed" in kind else jst(2026, 12, 14, 10)
-            user_rows.append((user_id, station_id, f"利用者{user_id}", f"u{user_id}@docomo.ne.jp", expires))
+            expires = (
+                jst(2026, 11, 1, 10) if "lapsed" in kind else jst(2026, 12, 14, 10)
+            )
+            user_rows.append(
+                (
+                    user_id,
+                    station_id,
+                    f"利用者{user_id}",
+                    f"u{user_id}@docomo.ne.jp",
+                    expires,
+                )
+            )
             if kind != "fine":
                 expected[station_id].add(str(user_id))
             if kind in ("at_risk", "bounced_lapsed"):
-                reminder_rows.append((user_id, expires, -30, "undeliverable", f"u{user_id}@docomo.ne.jp",
-                                      jst(2026, 11, 14, 9), "5.1.1", "user_unknown", "550 5.1.1 User unknown"))
+                reminder_rows.append(
+                    (
+                        user_id,
+                        expires,
+                        -30,
+                        "undeliverable",
+                        f"u{user_id}@docomo.ne.jp",
+                        jst(2026, 11, 14, 9),
+                        "5.1.1",
+                        "user_unknown",
+                        "550 5.1.1 User unknown",
+                    )
+                )
             elif kind == "fine":
-                reminder_rows.append((user_id, expires, -30, "sent", f"u{user_id}@docomo.ne.jp",
-                                      jst(2026, 11, 14, 9), None, None, None))
+                reminder_rows.append(
+                    (
+                        user_id,
+                        expires,
+                        -30,
+                        "sent",
+                        f"u{user_id}@docomo.ne.jp",
+                        jst(2026, 11, 14, 9),
+                        None,
+                        None,
+                        None,
+                    )
+                )
     with conn.cursor() as cur:
-        execute_values(cur, "INSERT INTO net119.stations (id, name, report_emails) VALUES %s",
-                       station_rows)
+        execute_values(
+            cur,
+            "INSERT INTO net119.stations (id, name, report_emails) VALUES %s",
+            station_rows,
+        )
         execute_values(
             cur,
             "INSERT INTO net119.users (id, station_id, name, email, expires_at) VALUES %s",
-            user_rows, page_size=1000,
+            user_rows,
+            page_size=1000,
         )
         execute_values(
             cur,
             "INSERT INTO net119.reminders (user_id, cycle_expires_at, offset_days, outcome,"
             " recipient, sent_at, status_code, bounce_category, diagnostic) VALUES %s",
-            reminder_rows, page_size=1000,
+            reminder_rows,
+            page_size=1000,
         )
     conn.commit()
     transitions.apply_expiry_transitions(conn, now=NOW)
@@ -576,7 +781,9 @@ def _seed_many_stations(conn, count: int) -> dict[str, set[str]]:
 def test_report_isolation_750_stations(db, smtp_server) -> None:
     expected = _seed_many_stations(db, 750)
 
-    batches = service.list_report_batches(db, run_date=RUN_DATE, report_settings=ReportSettings())
+    batches = service.list_report_batches(
+        db, run_date=RUN_DATE, report_settings=ReportSettings()
+    )
     assert len(batches) == 15
     assert all(len(batch) == 50 for batch in batches)
     # Letters are tested elsewhere; rendering 765 of them would take minutes.
@@ -595,13 +802,20 @@ def test_report_isolation_750_stations(db, smtp_server) -> None:
         assert ids == expected[station_id], station_id
         seen.add(station_id)
     assert seen == set(expected)
-    assert service.list_report_batches(db, run_date=RUN_DATE, report_settings=ReportSettings()) == []
+    assert (
+        service.list_report_batches(
+            db, run_date=RUN_DATE, report_settings=ReportSettings()
+        )
+        == []
+    )
 
 
 def test_report_cadence_off_sends_nothing(population, smtp_server) -> None:
     off = ReportSettings(cadence="off")
 
-    batches = service.list_report_batches(population, run_date=RUN_DATE, report_settings=off)
+    batches = service.list_report_batches(
+        population, run_date=RUN_DATE, report_settings=off
+    )
     counts = send(population, smtp_server, ["st-yokohama"], report_settings=off)
 
     assert batches == []

@@ -28,7 +28,7 @@ CREATE TABLE net119.station_reports (
     sent_at             timestamptz,
     message_id          text UNIQUE,
     recipients          text[] NOT NULL DEFAULT '{}',
-    -- Report addresses the SMTP server rejected in an otherwise sent report.
+    -- Report addresses that were invalid or that the SMTP server rejected.
     refused_recipients  text[] NOT NULL DEFAULT '{}',
     csv_encoding        text,
     undeliverable_count integer,

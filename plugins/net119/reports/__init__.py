@@ -1,4 +1,4 @@
-"""Station reports (R11) and notice letters.
+"""Station reports and notice letters.
 
 Each station receives, once per report period, a mail listing its lapsed
 users (失効中, by reason 不達 or 未更新) and its at-risk users (active, expiring

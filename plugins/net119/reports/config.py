@@ -12,7 +12,15 @@ from net119.reports.period import CADENCES, Cadence
 # "off" sends no station reports at all.
 CadenceSetting = Cadence | Literal["off"]
 
-_DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+_DAY_NAMES = (
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+)
 
 
 @dataclass(frozen=True)
@@ -32,7 +40,9 @@ class ReportSettings:
     claim_lease_minutes: int = 15
 
     @classmethod
-    def from_env(cls, lookup: Callable[[str], str | None] | None = None) -> ReportSettings:
+    def from_env(
+        cls, lookup: Callable[[str], str | None] | None = None
+    ) -> ReportSettings:
         """Build settings from ``NET119_REPORT_*`` variables, or from ``lookup(name)``.
 
         Raises ``ValueError`` naming the variable when a value is not valid.
@@ -54,7 +64,9 @@ class ReportSettings:
             try:
                 value = int(raw)
             except ValueError:
-                raise ValueError(f"invalid {name}={raw!r}: expected a whole number") from None
+                raise ValueError(
+                    f"invalid {name}={raw!r}: expected a whole number"
+                ) from None
             if value < minimum:
                 raise ValueError(f"invalid {name}={raw!r}: must be at least {minimum}")
             return value

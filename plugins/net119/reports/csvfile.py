@@ -7,7 +7,7 @@
 - Dates and times are ISO 8601 in Asia/Tokyo (``2026-12-04T09:00:00+09:00``).
 - A text cell that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage
   return gets a leading apostrophe, so Excel shows it as text and never runs it
-  as a formula: names, addresses and bounce diagnostics come from outside.
+  as a formula. Names, addresses and bounce diagnostics come from outside.
 
 For CP932, the few JIS X 0208 characters that Unicode and Windows map
 differently (EM DASH, YEN SIGN, OVERLINE) are written as their Windows forms.
@@ -30,7 +30,9 @@ from net119.schedule import TOKYO
 
 GETA = "〓"
 # Characters of JIS X 0208 that the cp932 codec has only in the Windows form.
-_CP932_FORMS = str.maketrans({"\u2014": "\u2015", "\u00a5": "\uffe5", "\u203e": "\uffe3"})
+_CP932_FORMS = str.maketrans(
+    {"\u2014": "\u2015", "\u00a5": "\uffe5", "\u203e": "\uffe3"}
+)
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 SUPPORTED_ENCODINGS = ("utf-8-sig", "cp932")
 
@@ -65,8 +67,14 @@ COLUMNS: tuple[tuple[str, Callable[[ReportRow], str]], ...] = (
     ("住所", lambda r: _text(r.postal_address)),
     ("メールアドレス", lambda r: _text(r.email)),
     ("最終リマインダー日時", lambda r: _iso(r.last_reminder_at)),
-    ("最終リマインダー段階", lambda r: labels.step_text(r.last_reminder_kind, r.last_reminder_offset)),
-    ("最終リマインダー結果", lambda r: labels.OUTCOME_LABELS.get(r.last_reminder_outcome or "", "")),
+    (
+        "最終リマインダー段階",
+        lambda r: labels.step_text(r.last_reminder_kind, r.last_reminder_offset),
+    ),
+    (
+        "最終リマインダー結果",
+        lambda r: labels.OUTCOME_LABELS.get(r.last_reminder_outcome or "", ""),
+    ),
     ("最終リマインダー送信先", lambda r: _text(r.last_reminder_recipient)),
     ("送信失敗理由", lambda r: labels.failure_text(r.last_reminder_failure)),
     ("不達日時", lambda r: _iso(r.bounced_at)),
@@ -102,17 +110,17 @@ class CsvFile:
 def _fit_cp932(text: str) -> tuple[str, str]:
     """Return ``text`` as CP932 can write it, and the characters replaced by 〓."""
     text = text.translate(_CP932_FORMS)
-    kept: list[str] = []
+    written: list[str] = []
     replaced: list[str] = []
     for ch in text:
         try:
             ch.encode("cp932")
         except UnicodeEncodeError:
-            kept.append(GETA)
+            written.append(GETA)
             replaced.append(ch)
         else:
-            kept.append(ch)
-    return "".join(kept), "".join(replaced)
+            written.append(ch)
+    return "".join(written), "".join(replaced)
 
 
 def write_report_csv(rows: Sequence[ReportRow], encoding: str = "utf-8-sig") -> CsvFile:
@@ -135,7 +143,9 @@ def write_report_csv(rows: Sequence[ReportRow], encoding: str = "utf-8-sig") -> 
                 fitted, replaced = _fit_cp932(value)
                 cells[index] = fitted
                 if replaced:
-                    replacements.append(Replacement(row.user_id, HEADERS[index], replaced))
+                    replacements.append(
+                        Replacement(row.user_id, HEADERS[index], replaced)
+                    )
         writer.writerow(cells)
     # Every character is encodable by now, so a failure here is a bug.
     data = buffer.getvalue().encode(encoding)

@@ -41,7 +41,7 @@ class StationClaim:
 
 @dataclass(frozen=True)
 class ReportOutcome:
-    """What became of one claimed report, as stored in the ledger."""
+    """Outcome of one claimed report, as stored in the ledger."""
 
     report_id: int
     status: ReportStatus
@@ -150,7 +150,11 @@ def record_outcome(conn: Connection, outcome: ReportOutcome) -> None:
 
 
 def batch_problems(
-    conn: Connection, station_ids: list[str], *, period: ReportPeriod, run_id: str | None
+    conn: Connection,
+    station_ids: list[str],
+    *,
+    period: ReportPeriod,
+    run_id: str | None,
 ) -> list[ReportProblem]:
     """Return the stations of a batch whose report of ``period`` needs operators."""
     with conn.cursor() as cur:

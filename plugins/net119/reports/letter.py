@@ -37,7 +37,7 @@ _UNSAFE_FILENAME = re.compile(r'[\\/:*?"<>|\x00-\x1f\x7f]+')
 
 @dataclass(frozen=True)
 class NoticeLetter:
-    """What one notice letter says, before it is rendered."""
+    """Content of one notice letter, before it is rendered."""
 
     user_id: int
     user_name: str
@@ -69,7 +69,8 @@ def render_letter_html(letter: NoticeLetter, template_dir: Path) -> str:
     return template.render(
         letter=letter,
         lapsed=letter.status == "lapsed",
-        undeliverable_lapse=letter.status == "lapsed" and letter.lapse_reason == "undeliverable",
+        undeliverable_lapse=letter.status == "lapsed"
+        and letter.lapse_reason == "undeliverable",
         issued_on_text=format_date(letter.issued_on),
         expires_at_text=format_datetime(letter.expires_at),
     )
@@ -92,5 +93,7 @@ def render_notice_letter(letter: NoticeLetter, template_dir: Path) -> bytes:
     document = HTML(string=html, base_url=str(template_dir))
     pdf = document.write_pdf(font_config=_font_configuration())
     if pdf is None:
-        raise RuntimeError(f"WeasyPrint returned no PDF for the notice letter of user {letter.user_id}")
+        raise RuntimeError(
+            f"WeasyPrint returned no PDF for the notice letter of user {letter.user_id}"
+        )
     return pdf

@@ -58,7 +58,9 @@ def compose_report_mail(
     message = EmailMessage(policy=policy.SMTP)
     sender_name, sender_addr = email.utils.parseaddr(settings.mail_from)
     username, _, domain = sender_addr.rpartition("@")
-    message["From"] = Address(display_name=sender_name, username=username, domain=domain)
+    message["From"] = Address(
+        display_name=sender_name, username=username, domain=domain
+    )
     message["To"] = ", ".join(recipients)
     message["Subject"] = subject
     message["Date"] = email.utils.format_datetime(now)
@@ -76,5 +78,7 @@ def compose_report_mail(
         params={"charset": csv_file.mime_charset},
     )
     for filename, pdf in letters:
-        message.add_attachment(pdf, maintype="application", subtype="pdf", filename=filename)
+        message.add_attachment(
+            pdf, maintype="application", subtype="pdf", filename=filename
+        )
     return message

@@ -42,7 +42,9 @@ class ReportPeriod:
         return self.end - dt.timedelta(days=1)
 
 
-def report_period(cadence: Cadence, run_date: dt.date, weekday: int = 1) -> ReportPeriod:
+def report_period(
+    cadence: Cadence, run_date: dt.date, weekday: int = 1
+) -> ReportPeriod:
     """Return the period of ``cadence`` that contains ``run_date``.
 
     ``weekday`` is the ISO weekday (1 = Monday … 7 = Sunday) on which a weekly
@@ -50,10 +52,16 @@ def report_period(cadence: Cadence, run_date: dt.date, weekday: int = 1) -> Repo
     an unknown cadence or weekday.
     """
     if not 1 <= weekday <= 7:
-        raise ValueError(f"invalid report weekday {weekday}: expected 1 (Monday) to 7 (Sunday)")
+        raise ValueError(
+            f"invalid report weekday {weekday}: expected 1 (Monday) to 7 (Sunday)"
+        )
     if cadence == "daily":
         return ReportPeriod(
-            cadence, run_date.isoformat(), run_date, run_date + dt.timedelta(days=1), run_date
+            cadence,
+            run_date.isoformat(),
+            run_date,
+            run_date + dt.timedelta(days=1),
+            run_date,
         )
     if cadence == "weekly":
         year, week, day = run_date.isocalendar()
@@ -68,5 +76,9 @@ def report_period(cadence: Cadence, run_date: dt.date, weekday: int = 1) -> Repo
     if cadence == "monthly":
         first = run_date.replace(day=1)
         following = (first + dt.timedelta(days=32)).replace(day=1)
-        return ReportPeriod(cadence, f"{run_date.year}-{run_date.month:02d}", first, following, first)
-    raise ValueError(f"invalid report cadence {cadence!r}: expected one of {', '.join(CADENCES)}")
+        return ReportPeriod(
+            cadence, f"{run_date.year}-{run_date.month:02d}", first, following, first
+        )
+    raise ValueError(
+        f"invalid report cadence {cadence!r}: expected one of {', '.join(CADENCES)}"
+    )

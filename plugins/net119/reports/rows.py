@@ -1,7 +1,7 @@
 """The rows of station reports: lapsed users and at-risk users, per station.
 
 One statement builds the lists of a whole batch of stations (``report_rows.sql``)
-and stores who each report listed, which is how the next report tells what is
+and stores who each report listed, which is how the next report finds who is
 new. The rows hold personal data: they go into the report mail only, never
 into logs or XCom.
 """
@@ -67,7 +67,7 @@ def build_report_rows(
 
     ``report_ids`` and ``station_ids`` are parallel. Entries left by an earlier
     attempt at the same report are replaced. Returns the rows by report id;
-    every given report has a key, with an empty list when nobody is listed.
+    every given report has a key, with an empty list when no user is listed.
     """
     by_report: dict[int, list[ReportRow]] = defaultdict(list)
     for report_id in report_ids:

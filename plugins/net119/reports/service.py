@@ -34,7 +34,11 @@ from net119.reports import ledger
 from net119.reports.config import ReportSettings
 from net119.reports.csvfile import write_report_csv
 from net119.reports.letter import NoticeLetter, letter_filename, render_notice_letter
-from net119.reports.message import compose_report_mail, csv_filename, report_envelope_from
+from net119.reports.message import (
+    compose_report_mail,
+    csv_filename,
+    report_envelope_from,
+)
 from net119.reports.period import ReportPeriod, report_period
 from net119.reports.rows import ReportRow, build_report_rows
 from net119.reports.summary import SummaryContent, count_rows, render_summary
@@ -95,7 +99,7 @@ def _problem_message(period_key: str, problems: list[ledger.ReportProblem]) -> s
         elif problem.status == "failed":
             key = f"send failed ({problem.failure_reason or 'unknown reason'})"
         else:
-            key = "sent, but the SMTP server rejected some report addresses"
+            key = "sent, but some report addresses were invalid or rejected"
         groups.setdefault(key, []).append(problem.station_id)
     parts = []
     for key, station_ids in groups.items():
@@ -106,7 +110,9 @@ def _problem_message(period_key: str, problems: list[ledger.ReportProblem]) -> s
     return f"station reports of period {period_key} need attention: " + "; ".join(parts)
 
 
-def due_period(run_date: dt.date, report_settings: ReportSettings) -> ReportPeriod | None:
+def due_period(
+    run_date: dt.date, report_settings: ReportSettings
+) -> ReportPeriod | None:
     """Return the report period whose report is due on ``run_date``, if any.
 
     Returns ``None`` when reports are off, or before the period's due date.
@@ -128,15 +134,19 @@ def list_report_batches(
     if period is None:
         log.info(
             "No station report due on %s (cadence %s, weekday %d)",
-            run_date, report_settings.cadence, report_settings.weekday,
+            run_date,
+            report_settings.cadence,
+            report_settings.weekday,
         )
         return []
     station_ids = ledger.stations_without_sent_report(conn, period)
     size = report_settings.batch_size
-    batches = [station_ids[i:i + size] for i in range(0, len(station_ids), size)]
+    batches = [station_ids[i : i + size] for i in range(0, len(station_ids), size)]
     log.info(
         "Station reports of period %s: %d stations to report in %d batches",
-        period.key, len(station_ids), len(batches),
+        period.key,
+        len(station_ids),
+        len(batches),
     )
     return batches
 
@@ -220,13 +230,18 @@ def send_station_reports(
             continue
         invalid = len(claim.report_emails)
         reason = (
-            f"all {invalid} report addresses are invalid" if invalid else "no report address"
+            f"all {invalid} report addresses are invalid"
+            if invalid
+            else "no report address"
         )
         ledger.record_outcome(
-            conn, ledger.ReportOutcome(claim.report_id, "no_address", failure_reason=reason)
+            conn,
+            ledger.ReportOutcome(claim.report_id, "no_address", failure_reason=reason),
         )
         counts.without_address += 1
-        log.warning("Station %s has no usable report address (%s)", claim.station_id, reason)
+        log.warning(
+            "Station %s has no usable report address (%s)", claim.station_id, reason
+        )
 
     rows_by_report = build_report_rows(
         conn,
@@ -242,21 +257,35 @@ def send_station_reports(
             if server_down is not None:
                 ledger.record_outcome(
                     conn,
-                    ledger.ReportOutcome(claim.report_id, "failed", failure_reason=server_down),
+                    ledger.ReportOutcome(
+                        claim.report_id, "failed", failure_reason=server_down
+                    ),
                 )
                 counts.failed += 1
                 continue
             rows = rows_by_report[claim.report_id]
             server_down = _report_one(
-                conn, session, claim, addresses, rows,
-                period=period, run_date=run_date, now=now,
-                settings=settings, report_settings=report_settings, counts=counts,
+                conn,
+                session,
+                claim,
+                addresses,
+                rows,
+                period=period,
+                run_date=run_date,
+                now=now,
+                settings=settings,
+                report_settings=report_settings,
+                counts=counts,
             )
     finally:
         session.discard()
 
-    log.info("Station reports of period %s, batch %s: %s",
-             period.key, batch_label(station_ids), counts.as_dict())
+    log.info(
+        "Station reports of period %s, batch %s: %s",
+        period.key,
+        batch_label(station_ids),
+        counts.as_dict(),
+    )
     return counts
 
 
@@ -272,7 +301,9 @@ def _letters_for(
 
     Returns the (file name, PDF) pairs and the number of users left out.
     """
-    wanted = [row for row in rows if row.is_new and row.list in ("undeliverable", "at_risk")]
+    wanted = [
+        row for row in rows if row.is_new and row.list in ("undeliverable", "at_risk")
+    ]
     domain = sender_domain(settings)
     letters: list[tuple[str, bytes]] = []
     for row in wanted[: report_settings.max_letters]:
@@ -293,7 +324,12 @@ def _letters_for(
             issued_on=run_date,
             sender_domain=domain,
         )
-        letters.append((letter_filename(letter), render_notice_letter(letter, settings.template_dir)))
+        letters.append(
+            (
+                letter_filename(letter),
+                render_notice_letter(letter, settings.template_dir),
+            )
+        )
     return letters, max(0, len(wanted) - report_settings.max_letters)
 
 
@@ -320,15 +356,22 @@ def _report_one(
     """
     try:
         message, outcome = _build(
-            claim, addresses, rows, period=period, run_date=run_date, now=now,
-            settings=settings, report_settings=report_settings,
+            claim,
+            addresses,
+            rows,
+            period=period,
+            run_date=run_date,
+            now=now,
+            settings=settings,
+            report_settings=report_settings,
         )
     except Exception as exc:
         log.exception("Building the report of station %s failed", claim.station_id)
         ledger.record_outcome(
             conn,
             ledger.ReportOutcome(
-                claim.report_id, "failed",
+                claim.report_id,
+                "failed",
                 failure_reason=f"report could not be built: {type(exc).__name__}",
             ),
         )
@@ -336,22 +379,35 @@ def _report_one(
         return None
 
     outcome, server_down = _send(session, message, addresses, settings, outcome)
+    # Invalid addresses of the station count as refused, so operators hear of them.
+    invalid = tuple(a for a in claim.report_emails if a not in addresses)
+    if invalid:
+        outcome = replace(
+            outcome, refused_recipients=invalid + outcome.refused_recipients
+        )
     ledger.record_outcome(conn, outcome)
     if outcome.status == "sent":
         counts.reported += 1
         counts.letters += outcome.letter_count or 0
         log.info(
             "Station %s report %d sent: %d undeliverable, %d not renewed, %d at risk, "
-            "%d letters, %d of %d addresses refused",
-            claim.station_id, claim.report_id, outcome.undeliverable_count,
-            outcome.not_renewed_count, outcome.at_risk_count, outcome.letter_count,
-            len(outcome.refused_recipients), len(addresses),
+            "%d letters, %d of %d addresses invalid or refused",
+            claim.station_id,
+            claim.report_id,
+            outcome.undeliverable_count,
+            outcome.not_renewed_count,
+            outcome.at_risk_count,
+            outcome.letter_count,
+            len(outcome.refused_recipients),
+            len(claim.report_emails),
         )
     else:
         counts.failed += 1
         log.warning(
             "Station %s report %d failed: %s",
-            claim.station_id, claim.report_id, outcome.failure_reason,
+            claim.station_id,
+            claim.report_id,
+            outcome.failure_reason,
         )
     return server_down
 
@@ -370,7 +426,11 @@ def _build(
     """Return the report mail of one station and its outcome as failed, to fill on send."""
     csv_file = write_report_csv(rows, claim.csv_encoding)
     letters, left_out = _letters_for(
-        rows, claim, run_date=run_date, settings=settings, report_settings=report_settings
+        rows,
+        claim,
+        run_date=run_date,
+        settings=settings,
+        report_settings=report_settings,
     )
     csv_name = csv_filename(claim.station_name, run_date)
     subject, text, html = render_summary(

@@ -1,8 +1,8 @@
 """Render the subject, the plain-text part and the HTML part of a station report.
 
 Templates: ``station_report.subject.j2``, ``station_report.txt.j2`` and
-``station_report.html.j2``. Both bodies say the same: counts by reason, who is
-new since the previous report, what staff should do for 不達 users, the
+``station_report.html.j2``. Both bodies contain the same parts: counts by
+reason, who is new since the previous report, what staff should do for 不達 users, the
 attachments, and the CSV cells where characters outside CP932 were replaced.
 """
 
@@ -126,7 +126,9 @@ def _context(content: SummaryContent) -> dict[str, object]:
         "as_of_text": format_datetime(content.as_of),
         "as_of_date_text": format_date(content.as_of),
         "period_text": period_text(content.period),
-        "cadence_label": {"daily": "毎日", "weekly": "毎週", "monthly": "毎月"}[content.period.cadence],
+        "cadence_label": {"daily": "毎日", "weekly": "毎週", "monthly": "毎月"}[
+            content.period.cadence
+        ],
         "previous_text": (
             format_datetime(content.previous_as_of) if content.previous_as_of else None
         ),
@@ -135,7 +137,9 @@ def _context(content: SummaryContent) -> dict[str, object]:
         "new_entries_hidden": max(0, len(new_entries) - MAX_NEW_ROWS_SHOWN),
         "csv_filename": content.csv_filename,
         "csv_encoding_label": (
-            "Shift_JIS（CP932）" if content.csv_file.encoding == "cp932" else "UTF-8、BOM付き"
+            "Shift_JIS（CP932）"
+            if content.csv_file.encoding == "cp932"
+            else "UTF-8、BOM付き"
         ),
         "replacements": replacements,
         "letter_count": content.letter_count,

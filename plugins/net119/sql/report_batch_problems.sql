@@ -1,6 +1,7 @@
 -- Reports of %(period_key)s for the given stations that operators must look
 -- at: not sent (no usable report address, or the send failed), or sent by run
--- %(run_id)s while the SMTP server rejected some of the report addresses.
+-- %(run_id)s while some report addresses were invalid or rejected by the SMTP
+-- server.
 SELECT station_id, status, failure_reason, cardinality(refused_recipients)
 FROM net119.station_reports
 WHERE period_key = %(period_key)s
