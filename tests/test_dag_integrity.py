@@ -37,8 +37,18 @@ def test_dags_import_without_errors(dagbag) -> None:
     assert dagbag.import_errors == {}
 
 
-def test_expected_dags_present(dagbag) -> None:
-    assert "net119_daily_reminders" in dagbag.dag_ids
+@pytest.mark.parametrize(
+    "dag_id", ["net119_daily_reminders", "net119_manual_resend", "net119_record_renewal"]
+)
+def test_expected_dag_present(dagbag, dag_id: str) -> None:
+    assert dag_id in dagbag.dag_ids
+
+
+@pytest.mark.parametrize("dag_id", ["net119_manual_resend", "net119_record_renewal"])
+def test_manual_dag_has_no_schedule(dagbag, dag_id: str) -> None:
+    from airflow.timetables.simple import NullTimetable
+
+    assert isinstance(dagbag.dags[dag_id].timetable, NullTimetable)
 
 
 @pytest.mark.parametrize("attribute", ["tags", "doc_md"])
