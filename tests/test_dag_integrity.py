@@ -46,7 +46,7 @@ def test_expected_dag_present(dagbag, dag_id: str) -> None:
 
 @pytest.mark.parametrize("dag_id", ["net119_manual_resend", "net119_record_renewal"])
 def test_manual_dag_has_no_schedule(dagbag, dag_id: str) -> None:
-    from airflow.timetables.simple import NullTimetable
+    from airflow.sdk.definitions.timetables.simple import NullTimetable
 
     assert isinstance(dagbag.dags[dag_id].timetable, NullTimetable)
 
