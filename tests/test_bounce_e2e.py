@@ -248,7 +248,9 @@ def append_imap(server: DovecotServer, messages: list[bytes]) -> None:
     try:
         connection.login(server.user, server.password)
         for raw in messages:
-            connection.append("INBOX", None, None, raw.replace(b"\n", b"\r\n"))
+            connection.append(
+                "INBOX", None, None, raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+            )
     finally:
         connection.logout()
 

@@ -803,6 +803,53 @@ def test_ingest_imap_copy_is_already_seen(
     assert unseen_imap(imap_server) == 0
 
 
+def test_ingest_reused_imap_key_still_processed(
+    conn, imap_server: DovecotServer
+) -> None:
+    add_user(conn, 1, jst(2027, 1, 3, 10))
+    reminder_id = add_reminder(conn, 1, sent_at=jst(2026, 12, 3, 9), token="reuse1")
+    append_imap(
+        imap_server,
+        user_failure_dsn(
+            "user1@docomo.ne.jp",
+            token="reuse1",
+            message_id=None,
+            sent_at=None,
+            received_at=jst(2026, 12, 3, 13),
+        ),
+    )
+    with ImapSource(imap_config(imap_server)) as source:
+        [message] = list(source.messages())
+    # An earlier mailbox with the same UIDVALIDITY held other content there.
+    with conn.cursor() as cur:
+        cur.execute(
+            """
+            INSERT INTO net119.bounce_messages (
+                source_key, content_sha256, received_at, kind, outcome, size_bytes
+            )
+            VALUES (%s, %s, %s, 'dsn', 'unmatched', 10)
+            """,
+            (message.key, b"other content", NOW),
+        )
+    conn.commit()
+
+    with ImapSource(imap_config(imap_server)) as source:
+        first = ingest(conn, source, now=NOW)
+    append_imap(imap_server, message.raw)
+    with ImapSource(imap_config(imap_server)) as source:
+        second = ingest(conn, source, now=NOW)
+
+    assert first.matched_failure == 1
+    assert reminder(conn, reminder_id)["outcome"] == "undeliverable"
+    assert second.already_seen == 1
+    with conn.cursor() as cur:
+        cur.execute("SELECT source_key FROM net119.bounce_messages ORDER BY id")
+        keys = [row[0] for row in cur.fetchall()]
+    assert keys[0] == message.key
+    assert keys[1].startswith(message.key + "#")
+    assert len(keys) == 3
+
+
 # --- Backlog and lapse reasons -------------------------------------------------
 
 
@@ -907,7 +954,9 @@ def append_imap(server: DovecotServer, raw: bytes) -> None:
     connection = imaplib.IMAP4(server.host, server.port, timeout=10)
     try:
         connection.login(server.user, server.password)
-        connection.append("INBOX", None, None, raw.replace(b"\n", b"\r\n"))
+        connection.append(
+            "INBOX", None, None, raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+        )
     finally:
         connection.logout()
 

@@ -2,9 +2,12 @@
 
 For each message that a ``BounceSource`` yields:
 
-1. When its key is recorded already, acknowledge it again and do nothing
-   else. A copy recorded under another key (see ``content_digest``) is
-   recorded as ``ignored`` with a link to the first one, without effect.
+1. When the message is recorded already under its key, acknowledge it
+   again and do nothing else. A copy of a recorded message under another key
+   (see ``content_digest``) is recorded as ``ignored`` with a link to the
+   first one, without effect. When a message with other content holds the
+   key (a new IMAP mailbox that reuses UIDVALIDITY and UID values), the key
+   gets the suffix ``#<digest prefix>`` and the message is processed.
 2. Parse it. An oversized or unparseable message is quarantined.
 3. Correlate it with a reminder: by the VERP token of the return path, else
    by the returned Message-ID. A reminder found so is the one the whole
@@ -288,13 +291,13 @@ def _ingest_message(
     digest = content_digest(message.raw)
     try:
         with conn.cursor() as cur:
-            found = _find_recorded(cur, message.key, digest)
+            lookup = _look_up(cur, message.key, digest)
         conn.rollback()
-        if found is not None and found[1]:
+        if lookup.same_message:
             return _Recorded("already_seen")
         report: BounceReport | None = None
         quarantine: _Quarantine | None = None
-        if found is None:
+        if lookup.content_id is None:
             # Parsing happens outside any transaction, so no lock is held
             # meanwhile. A copy of a recorded message is not parsed at all.
             report, quarantine = _parse(message.raw, settings)
@@ -303,14 +306,19 @@ def _ingest_message(
                 cur, conn, message, digest, report, quarantine, now, run_id, settings
             )
         conn.commit()
-    except psycopg2.Error:
+    except psycopg2.Error as exc:
         conn.rollback()
         if conn.closed:
             raise
-        log.exception(
-            "Recording bounce message %s failed; it stays in the mailbox for the "
-            "next run",
+        # Only the primary message is logged: the DETAIL of a constraint
+        # violation quotes row values, which may be addresses.
+        log.error(
+            "Recording bounce message %s failed (%s, SQLSTATE %s: %s); it stays "
+            "in the mailbox for the next run",
             message.key,
+            type(exc).__name__,
+            exc.pgcode,
+            exc.diag.message_primary,
         )
         return None
     return recorded
@@ -325,13 +333,37 @@ def content_digest(raw: bytes) -> bytes:
     return hashlib.sha256(raw.replace(b"\r\n", b"\n")).digest()
 
 
-def _find_recorded(cur: Cursor, key: str, digest: bytes) -> tuple[int, bool] | None:
+@dataclass(frozen=True, slots=True)
+class _Lookup:
+    """What the bounce tables contain already for one message."""
+
+    #: Key to record the message under: the source's key, or the alternate
+    #: key when a message with other content holds the source's key.
+    key: str
+    #: A recorded message with the same content digest.
+    content_id: int | None
+    #: The message itself is recorded under ``key``.
+    same_message: bool
+
+
+def _look_up(cur: Cursor, key: str, digest: bytes) -> _Lookup:
+    alternate_key = f"{key}#{digest.hex()[:16]}"
     cur.execute(
         sqlfiles.load("bounce_find_recorded"),
-        {"source_key": key, "content_sha256": digest},
+        {
+            "source_key": key,
+            "alternate_key": alternate_key,
+            "content_sha256": psycopg2.Binary(digest),
+        },
     )
     row = cur.fetchone()
-    return (int(row[0]), bool(row[1])) if row is not None else None
+    assert row is not None  # the query always returns one row
+    content_id, same_key, key_taken = row
+    return _Lookup(
+        key=alternate_key if key_taken else key,
+        content_id=content_id,
+        same_message=bool(same_key),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -375,22 +407,28 @@ def _record(
         "SELECT pg_advisory_xact_lock(%s, hashtext(%s))",
         (_ADVISORY_LOCK_CLASS, digest.hex()),
     )
-    found = _find_recorded(cur, message.key, digest)
+    lookup = _look_up(cur, message.key, digest)
+    if lookup.same_message:
+        return _Recorded("already_seen")
+    if lookup.key != message.key:
+        log.warning(
+            "Source key %s is recorded for a message with other content; this "
+            "message is recorded under %s",
+            message.key,
+            lookup.key,
+        )
     received_at = arrival_time(message.raw, default=now)
     row = _MessageRow(
-        source_key=message.key,
+        source_key=lookup.key,
         content_sha256=digest,
         received_at=received_at,
         run_id=run_id,
         size_bytes=len(message.raw),
     )
 
-    if found is not None:
-        existing_id, same_key = found
-        if same_key:
-            return _Recorded("already_seen")
+    if lookup.content_id is not None:
         row.outcome = "ignored"
-        row.duplicate_of = existing_id
+        row.duplicate_of = lookup.content_id
         if report is not None:
             row.set_report(report)
         message_id = _insert_message(cur, row)
@@ -398,7 +436,7 @@ def _record(
             "Bounce message %d (%s) is a copy of message %d; no effect",
             message_id,
             message.key,
-            existing_id,
+            lookup.content_id,
         )
         return _Recorded("already_seen", message_id)
 
