@@ -5,9 +5,10 @@ For each message that a ``BounceSource`` yields:
 1. When the message is recorded already under its key, acknowledge it
    again and do nothing else. A copy of a recorded message under another key
    (see ``content_digest``) is recorded as ``ignored`` with a link to the
-   first one, without effect. When a message with other content holds the
-   key (a new IMAP mailbox that reuses UIDVALIDITY and UID values), the key
-   gets the suffix ``#<digest prefix>`` and the message is processed.
+   first one, without effect. When a message with other content is
+   recorded under the key (a new IMAP mailbox that reuses UIDVALIDITY and
+   UID values), the key gets the suffix ``#<digest prefix>`` and the message
+   is processed.
 2. Parse it. An oversized or unparseable message is quarantined.
 3. Correlate it with a reminder: by the VERP token of the return path, else
    by the returned Message-ID. A reminder found so is the one the whole
@@ -335,10 +336,10 @@ def content_digest(raw: bytes) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class _Lookup:
-    """What the bounce tables contain already for one message."""
+    """Existing records of one message in the bounce tables."""
 
     #: Key to record the message under: the source's key, or the alternate
-    #: key when a message with other content holds the source's key.
+    #: key when a message with other content is recorded under the source's key.
     key: str
     #: A recorded message with the same content digest.
     content_id: int | None

@@ -7,7 +7,7 @@ CREATE TABLE net119.bounce_messages (
     -- Key of the message at its source: "sha256:<hex>" for a Maildir file,
     -- "imap:<UIDVALIDITY>:<UID>" for an IMAP message. A message recorded
     -- here is only acknowledged at the source when it is read again. A key
-    -- that a message with other content holds gets "#<digest prefix>".
+    -- already recorded for other content gets the suffix "#<digest prefix>".
     source_key          text NOT NULL UNIQUE,
     -- SHA-256 of the raw bytes with CRLF line ends read as LF, so a copy
     -- under another key (an IMAP mailbox renumbered after a UIDVALIDITY
