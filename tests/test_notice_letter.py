@@ -133,3 +133,61 @@ def test_letter_filename_drops_unsafe_characters() -> None:
     letter = dataclasses.replace(LETTER, user_name='山田/太郎:"x"')
 
     assert letter_filename(letter) == "案内書_1042_山田太郎x.pdf"
+
+
+def test_letter_command_writes_station_letters(db, db_url, tmp_path) -> None:
+    from factories import add_station, add_user
+    from net119 import cli, transitions
+    from report_helpers import bounce
+
+    add_station(db, "st-yokohama", "横浜市消防局")
+    add_user(db, 1, jst(2026, 11, 4, 8), name="山田 太郎")
+    bounce(db, 1, jst(2026, 11, 4, 9))
+    add_user(db, 2, jst(2026, 11, 4, 8), name="佐藤 花子")
+    transitions.apply_expiry_transitions(db, now=jst(2026, 12, 4, 9))
+    output = tmp_path / "letters"
+
+    status = cli.main(
+        [
+            "notice-letters",
+            "--station-id",
+            "st-yokohama",
+            "--output-dir",
+            str(output),
+            "--date",
+            "2026-12-04",
+            "--database-url",
+            db_url,
+        ]
+    )
+
+    # User 2 lapsed as 未更新, so only user 1 gets a letter.
+    assert status == 0
+    assert sorted(p.name for p in output.iterdir()) == ["案内書_1_山田 太郎.pdf"]
+    text = _text((output / "案内書_1_山田 太郎.pdf").read_bytes())
+    assert "山田太郎様" in text
+    assert "令和8年（2026年）12月4日" in text
+
+
+def test_letter_command_by_user_id(db, db_url, tmp_path) -> None:
+    from factories import add_station, add_user
+    from net119 import cli
+
+    add_station(db, "st-yokohama", "横浜市消防局")
+    add_user(db, 5, jst(2027, 1, 4, 8), name="鈴木 一郎")
+    add_user(db, 6, jst(2027, 1, 4, 8), name="田中 二郎")
+
+    status = cli.main(
+        [
+            "notice-letters",
+            "--user-id",
+            "6",
+            "--output-dir",
+            str(tmp_path),
+            "--database-url",
+            db_url,
+        ]
+    )
+
+    assert status == 0
+    assert [p.name for p in tmp_path.iterdir()] == ["案内書_6_田中 二郎.pdf"]

@@ -6,6 +6,9 @@ Subcommands:
   date, the same as the DAG's first task.
 - ``net119 classify-bounces FILE...`` prints one JSON line per bounce file,
   without a database.
+- ``net119 notice-letters --output-dir DIR (--user-id N... | --station-id ID)``
+  writes notice letter PDFs (案内書) for the given users, or for every lapsed
+  不達 user of a station.
 """
 
 from __future__ import annotations
@@ -14,8 +17,18 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import date
 
 from net119.db import DATABASE_URL_ENV
+
+
+def _parse_date(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"invalid date {value!r}: expected YYYY-MM-DD"
+        ) from None
 
 
 def _migrate(args: argparse.Namespace) -> int:
@@ -33,6 +46,33 @@ def _migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _notice_letters(args: argparse.Namespace) -> int:
+    import datetime as dt
+    from pathlib import Path
+
+    from net119 import db
+    from net119.config import Settings
+    from net119.reports.letters_command import load_letters, write_letters
+    from net119.schedule import TOKYO
+
+    settings = Settings.from_env()
+    issued_on = args.date or dt.datetime.now(TOKYO).date()
+    conn = db.connect(args.database_url)
+    try:
+        letters = load_letters(
+            conn,
+            user_ids=args.user_id,
+            station_id=args.station_id,
+            issued_on=issued_on,
+            settings=settings,
+        )
+    finally:
+        conn.close()
+    written = write_letters(letters, Path(args.output_dir), settings)
+    print(f"wrote {len(written)} notice letters to {args.output_dir}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="net119", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -43,6 +83,35 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"libpq URL of the database (default: ${DATABASE_URL_ENV})",
     )
     migrate.set_defaults(handler=_migrate)
+
+    letters = commands.add_parser(
+        "notice-letters",
+        help="write notice letter PDFs for users whom mail cannot reach",
+    )
+    chosen = letters.add_mutually_exclusive_group(required=True)
+    chosen.add_argument(
+        "--user-id",
+        type=int,
+        action="append",
+        help="write the letter of this user (repeat for several users)",
+    )
+    chosen.add_argument(
+        "--station-id",
+        help="write letters for every lapsed 不達 (undeliverable) user of this station",
+    )
+    letters.add_argument(
+        "--output-dir", required=True, help="folder for the PDF files (created)"
+    )
+    letters.add_argument(
+        "--date",
+        type=_parse_date,
+        help="issue date printed on the letters, YYYY-MM-DD (default: today, Asia/Tokyo)",
+    )
+    letters.add_argument(
+        "--database-url",
+        help=f"libpq URL of the database (default: ${DATABASE_URL_ENV})",
+    )
+    letters.set_defaults(handler=_notice_letters)
 
     commands.add_parser(
         "classify-bounces",
