@@ -15,8 +15,11 @@
 # (default 8) set the size of the population. PYTHON names the interpreter
 # that creates .venv (default python3, version 3.11 or later).
 #
-# No Debian packages are needed: PostgreSQL comes from the pgserver wheel and
-# the SMTP sink is aiosmtpd, so scripts/install-system-packages.sh is not run.
+# PostgreSQL comes from the pgserver wheel and the SMTP sink is aiosmtpd. The
+# notice letters need a Japanese font and Pango from Debian's packages, which
+# `scripts/install-system-packages.sh --demo` installs when the demo runs as
+# root or with password-less sudo; otherwise the reports go out without
+# letters.
 
 set -Eeuo pipefail
 
@@ -106,6 +109,15 @@ trap 'exit 143' TERM
 
 step "Python の実行環境を準備しています（初回は約1分）"
 run_logged "scripts/setup-venv.sh" bash "$ROOT/scripts/setup-venv.sh"
+
+if [[ $(id -u) -eq 0 ]]; then
+    run_logged "install-system-packages.sh --demo" bash "$ROOT/scripts/install-system-packages.sh" --demo
+elif sudo -n true 2>/dev/null; then
+    run_logged "install-system-packages.sh --demo" sudo -n bash "$ROOT/scripts/install-system-packages.sh" --demo
+else
+    step "root 権限がないため、案内書（PDF）なしで消防本部レポートを送ります"
+    export NET119_REPORT_MAX_LETTERS=0
+fi
 
 # platformdirs, used by pgserver, wants a private runtime folder.
 mkdir -p "$DEMO/run"
