@@ -675,6 +675,61 @@ def test_ingest_stores_nul_in_diagnostic(conn, tmp_path: Path) -> None:
     assert reminder(conn, reminder_id)["diagnostic"] == "550 5.1.1 baduser"
 
 
+def test_ingest_database_error_leaves_message(conn, tmp_path: Path, bounce_log) -> None:
+    add_user(conn, 1, jst(2027, 1, 3, 10), email="poison@example.org")
+    add_user(conn, 2, jst(2027, 1, 3, 10))
+    poisoned = add_reminder(conn, 1, sent_at=jst(2026, 12, 3, 9), token="poison1")
+    healthy = add_reminder(conn, 2, sent_at=jst(2026, 12, 3, 9), token="healthy2")
+    # A trigger makes PostgreSQL reject the results of one message.
+    with conn.cursor() as cur:
+        cur.execute(
+            """
+            CREATE FUNCTION net119.reject_poison() RETURNS trigger AS $$
+            BEGIN
+                IF NEW.recipient = 'poison@example.org' THEN
+                    RAISE EXCEPTION 'rejected for the test'
+                        USING DETAIL = 'recipient ' || NEW.recipient;
+                END IF;
+                RETURN NEW;
+            END $$ LANGUAGE plpgsql;
+            CREATE TRIGGER reject_poison BEFORE INSERT ON net119.bounce_results
+                FOR EACH ROW EXECUTE FUNCTION net119.reject_poison();
+            """
+        )
+    conn.commit()
+    box = fill_maildir(
+        tmp_path / "box",
+        [
+            user_failure_dsn(
+                address,
+                token=token,
+                message_id=None,
+                sent_at=None,
+                received_at=jst(2026, 12, 3, 13),
+            )
+            for address, token in (
+                ("poison@example.org", "poison1"),
+                ("user2@docomo.ne.jp", "healthy2"),
+            )
+        ],
+    )
+
+    counts = run_ingest(conn, box)
+
+    assert counts.errors == 1
+    assert counts.matched_failure == 1
+    assert reminder(conn, poisoned)["outcome"] == "sent"
+    assert reminder(conn, healthy)["outcome"] == "undeliverable"
+    assert pending_count(box) == 1
+    assert processed_count(box) == 1
+    with conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM net119.bounce_messages")
+        assert cur.fetchone()[0] == 1
+    errors = messages_at(bounce_log, logging.ERROR)
+    assert "rejected for the test" in errors
+    assert "poison@example.org" not in errors
+
+
 # --- Idempotency -------------------------------------------------------------------
 
 

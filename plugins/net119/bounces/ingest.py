@@ -237,11 +237,11 @@ def ingest(
     """Record every message of ``source`` not recorded yet and apply its effect.
 
     ``now`` is the run's reference time. It dates the status events, and it
-    is the arrival time of a bounce without a readable date. A
-    database error on one message rolls it back and leaves it in the
-    mailbox, counted in ``errors``, unless the connection itself failed,
-    which raises. A source that fails while reading is logged and counted in
-    ``source_errors``; the messages recorded before stay recorded.
+    is the arrival time of a bounce without a readable date. A database error
+    on one message rolls it back and leaves it in the mailbox, counted in
+    ``errors``, unless the connection itself failed, which raises. A source
+    that fails while reading is logged and counted in ``source_errors``, and
+    the messages recorded before stay recorded.
     """
     settings = settings or IngestSettings.from_env()
     counts = IngestCounts()
@@ -308,9 +308,9 @@ def _ingest_message(
             )
         conn.commit()
     except psycopg2.Error as exc:
-        conn.rollback()
         if conn.closed:
             raise
+        conn.rollback()
         # Only the primary message is logged: the DETAIL of a constraint
         # violation quotes row values, which may be addresses.
         log.error(
@@ -441,6 +441,11 @@ def _record(
         )
         return _Recorded("already_seen", message_id)
 
+    if report is None and quarantine is None:
+        # The first look found a copy that is gone now, which only a row
+        # deleted by hand causes, so the message was not parsed yet.
+        report, quarantine = _parse(message.raw, settings)
+
     if quarantine is not None:
         row.outcome = "quarantined"
         row.quarantine_reason = quarantine.reason.value
@@ -458,9 +463,7 @@ def _record(
         )
         return _Recorded("quarantined", message_id)
 
-    if report is None:
-        # A copy found by the first look; the locked look found it as well.
-        raise RuntimeError(f"bounce message {message.key} was not parsed")
+    assert report is not None  # _parse returns a report unless it quarantines
     return _record_report(cur, conn, message, row, report, now, run_id, settings)
 
 
@@ -521,7 +524,9 @@ def _record_report(
     )
 
     marked = effects.count("marked_undeliverable")
-    log.info(
+    # DEBUG, because a backlog has one line per message; each change of a
+    # reminder is logged at INFO in _apply_effects.
+    log.debug(
         "Bounce message %d (%s): kind %s, outcome %s, %d results, %d linked, "
         "%d reminders marked undeliverable",
         message_id,
