@@ -15,7 +15,7 @@ its logical date, and the logical time is "now" for expiry transitions.
    instance sends the step to the users for whom it is the latest due step,
    records earlier unhandled steps as skipped, and returns counts: due, sent,
    skipped, failed, undeliverable.
-4. **list_report_batches** and **send_station_reports** mail each station its
+5. **list_report_batches** and **send_station_reports** mail each station its
    report of lapsed (失効中) and at-risk users, once per report period
    (`NET119_REPORT_CADENCE`: daily, weekly (default) or monthly). The first
    lists the stations still owed the current period's report in batches
