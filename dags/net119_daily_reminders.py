@@ -157,17 +157,13 @@ def net119_daily_reminders():
         return counts.as_dict()
 
     schema = migrate_schema()
-    lapsed = apply_expiry_transitions()
     bounces = ingest_bounces()
-    schema >> bounces >> lapsed
+    lapsed = apply_expiry_transitions()
     sent = send_reminders.expand(offset=list(OFFSETS))
-
-    schema >> lapsed >> sent
-
     report_batches = list_report_batches()
-    sent >> report_batches
-    send_station_reports.expand(station_ids=report_batches)
+    reports = send_station_reports.expand(station_ids=report_batches)
 
+    schema >> bounces >> lapsed >> sent >> report_batches >> reports
 
 
 net119_daily_reminders()
