@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -33,6 +34,7 @@ from net119.config import Settings
 from net119.mail.addresses import address_problem
 from net119.mail.compose import (
     ReminderContent,
+    Wording,
     compose_reminder,
     new_renewal_token,
     renewal_url,
@@ -183,57 +185,40 @@ def _send_and_record(
     settings: Settings,
     counts: StepCounts,
 ) -> None:
-    with conn.cursor() as cur:
-        cur.execute(sqlfiles.load("select_mail_content"), {"reminder_ids": reminder_ids})
-        rows = cur.fetchall()
-
-    results: list[SendResult] = []
-    mails: list[OutgoingMail] = []
-    token_rows: list[tuple[bytes, int]] = []
     wording = wording_for_offset(offset)
-    try:
-        for (reminder_id, _user_id, cycle, recipient, message_id, verp_token,
-             user_name, station_name, phone, fax, station_email) in rows:
-            problem = address_problem(recipient)
-            if problem is not None:
-                results.append(
-                    SendResult(reminder_id, "failed", failure_reason=f"invalid address: {problem}")
-                )
-                continue
-            token, token_hash = new_renewal_token()
-            content = ReminderContent(
-                recipient=recipient,
-                user_name=user_name,
-                station_name=station_name,
-                station_phone=phone,
-                station_fax=fax,
-                station_email=station_email,
-                expires_at=cycle,
-                wording=wording,
-                renewal_url=renewal_url(settings, token),
-                message_id=message_id,
-                envelope_from=verp_address(settings, verp_token),
-            )
-            try:
-                message = compose_reminder(content, settings, dt.datetime.now(dt.UTC))
-            except (ValueError, IndexError, HeaderParseError) as exc:
-                log.warning("Reminder %s cannot be composed: %s", reminder_id, type(exc).__name__)
-                results.append(
-                    SendResult(
-                        reminder_id, "failed",
-                        failure_reason="invalid address: cannot be written in a To header",
-                    )
-                )
-                continue
-            token_rows.append((token_hash, reminder_id))
-            mails.append(OutgoingMail(reminder_id, recipient, content.envelope_from, message))
+    results = send_claimed(
+        conn, open_session, reminder_ids,
+        choose_wording=lambda _cycle: wording, now=now, run_id=run_id, settings=settings,
+    )
+    for result in results:
+        setattr(counts, result.outcome, getattr(counts, result.outcome) + 1)
+        if result.failure_reason:
+            counts.failure_reasons[result.failure_reason] += 1
 
+
+def send_claimed(
+    conn: Connection,
+    open_session: SmtpSessionFactory,
+    reminder_ids: list[int],
+    *,
+    choose_wording: Callable[[dt.datetime], Wording],
+    now: dt.datetime,
+    run_id: str | None,
+    settings: Settings,
+) -> list[SendResult]:
+    """Mail the claimed reminders ``reminder_ids`` and record one outcome each.
+
+    Each mail gets a fresh renewal token, stored (as its hash) before the
+    send. ``choose_wording`` picks the wording from the cycle's expiry. Every
+    claimed row ends with an outcome, even when an unexpected error is raised.
+    """
+    results: list[SendResult] = []
+    try:
+        mails, token_rows = _compose_claimed(
+            conn, reminder_ids, choose_wording, settings, results
+        )
         with conn.cursor() as cur:
-            execute_values(
-                cur,
-                "INSERT INTO net119.renewal_tokens (token_hash, reminder_id) VALUES %s",
-                token_rows,
-            )
+            execute_values(cur, sqlfiles.load("insert_renewal_tokens"), token_rows)
         conn.commit()
         send_batch(open_session, mails, results)
     finally:
@@ -247,10 +232,64 @@ def _send_and_record(
                 )
         conn.rollback()
         record_results(conn, results, run_id=run_id, now=now)
-        for result in results:
-            setattr(counts, result.outcome, getattr(counts, result.outcome) + 1)
-            if result.failure_reason:
-                counts.failure_reasons[result.failure_reason] += 1
+    return results
+
+
+def _compose_claimed(
+    conn: Connection,
+    reminder_ids: list[int],
+    choose_wording: Callable[[dt.datetime], Wording],
+    settings: Settings,
+    results: list[SendResult],
+) -> tuple[list[OutgoingMail], list[tuple[bytes, int]]]:
+    """Build the mails of claimed rows and the hashes of their new link tokens.
+
+    A row whose address cannot be sent to, or cannot be written in a To
+    header, gets a ``failed`` result in ``results`` and no mail.
+    """
+    with conn.cursor() as cur:
+        cur.execute(sqlfiles.load("select_mail_content"), {"reminder_ids": reminder_ids})
+        rows = cur.fetchall()
+
+    mails: list[OutgoingMail] = []
+    token_rows: list[tuple[bytes, int]] = []
+    for (reminder_id, _user_id, cycle, recipient, message_id, verp_token,
+         user_name, station_name, phone, fax, station_email) in rows:
+        problem = address_problem(recipient)
+        if problem is not None:
+            results.append(
+                SendResult(reminder_id, "failed", failure_reason=f"invalid address: {problem}")
+            )
+            continue
+        token, token_hash = new_renewal_token()
+        content = ReminderContent(
+            recipient=recipient,
+            user_name=user_name,
+            station_name=station_name,
+            station_phone=phone,
+            station_fax=fax,
+            station_email=station_email,
+            expires_at=cycle,
+            wording=choose_wording(cycle),
+            renewal_url=renewal_url(settings, token),
+            message_id=message_id,
+            envelope_from=verp_address(settings, verp_token),
+        )
+        try:
+            # The Date header is the moment the mail is built, not the run's time.
+            message = compose_reminder(content, settings, dt.datetime.now(dt.UTC))
+        except (ValueError, IndexError, HeaderParseError) as exc:
+            log.warning("Reminder %s cannot be composed: %s", reminder_id, type(exc).__name__)
+            results.append(
+                SendResult(
+                    reminder_id, "failed",
+                    failure_reason="invalid address: cannot be written in a To header",
+                )
+            )
+            continue
+        token_rows.append((token_hash, reminder_id))
+        mails.append(OutgoingMail(reminder_id, recipient, content.envelope_from, message))
+    return mails, token_rows
 
 
 def record_results(

@@ -28,9 +28,9 @@ Steps of ``resend``:
 3. write the corrected address with its audit row, claim a ledger row
    ('sending') per user to send, then commit. A dry run rolls back here and
    reports what it would have done;
-4. store a fresh renewal-token hash per claimed row, then commit;
-5. send over one SMTP session and record each outcome with
-   ``reminders.record_results``, which also re-evaluates the lapse reasons.
+4. mail the claimed rows with ``reminders.send_claimed``, the same path as
+   the daily reminders: a fresh renewal-token hash per row, one SMTP session,
+   and each outcome recorded with a re-evaluation of the lapse reasons.
 
 Only user ids, counts and masked addresses are logged.
 """
@@ -43,24 +43,15 @@ import logging
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from email.errors import HeaderParseError
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
-from psycopg2.extras import execute_values
 
 from net119 import sqlfiles, staff_requests, transitions
 from net119.config import Settings
 from net119.mail.addresses import address_problem, mask_address
-from net119.mail.compose import (
-    ReminderContent,
-    compose_reminder,
-    new_renewal_token,
-    renewal_url,
-    verp_address,
-    wording_for,
-)
-from net119.reminders import record_results
-from net119.sending import OutgoingMail, SendResult, SmtpSessionFactory, send_batch
+from net119.mail.compose import wording_for
+from net119.reminders import send_claimed
+from net119.sending import SendResult, SmtpSessionFactory
 from net119.staff_requests import RequestValidationError
 
 if TYPE_CHECKING:
@@ -525,104 +516,21 @@ def _send_and_record(
     run_id: str,
     settings: Settings,
 ) -> None:
-    results: list[SendResult] = []
-    not_composed: set[int] = set()
-    try:
-        mails, token_rows = _compose(conn, list(claimed), run_date, settings, results)
-        not_composed = {result.reminder_id for result in results}
-        with conn.cursor() as cur:
-            execute_values(cur, sqlfiles.load("insert_renewal_tokens"), token_rows)
-        conn.commit()
-        send_batch(open_session, mails, results)
-    finally:
-        # A claimed row without a result after an unexpected error is recorded
-        # as failed, so the task's retry claims it again.
-        handled = {result.reminder_id for result in results}
-        for reminder_id in claimed:
-            if reminder_id not in handled:
-                results.append(
-                    SendResult(
-                        reminder_id, "failed", failure_reason="interrupted by an error"
-                    )
-                )
-        conn.rollback()
-        record_results(conn, results, run_id=run_id, now=now)
-        _report_results(results, claimed, not_composed, summary)
-
-
-def _compose(
-    conn: Connection,
-    reminder_ids: list[int],
-    run_date: dt.date,
-    settings: Settings,
-    results: list[SendResult],
-) -> tuple[list[OutgoingMail], list[tuple[bytes, int]]]:
-    """Build the mails of the claimed rows and the hashes of their new link tokens.
-
-    A mail whose To header cannot be written gets a ``failed`` result in
-    ``results`` and is not sent.
-    """
-    with conn.cursor() as cur:
-        cur.execute(
-            sqlfiles.load("select_mail_content"), {"reminder_ids": reminder_ids}
-        )
-        rows = cur.fetchall()
-
-    mails: list[OutgoingMail] = []
-    token_rows: list[tuple[bytes, int]] = []
-    for (
-        reminder_id,
-        _user_id,
-        cycle,
-        recipient,
-        message_id,
-        verp_token,
-        user_name,
-        station_name,
-        phone,
-        fax,
-        station_email,
-    ) in rows:
-        token, token_hash = new_renewal_token()
-        content = ReminderContent(
-            recipient=recipient,
-            user_name=user_name,
-            station_name=station_name,
-            station_phone=phone,
-            station_fax=fax,
-            station_email=station_email,
-            expires_at=cycle,
-            wording=wording_for(cycle, run_date),
-            renewal_url=renewal_url(settings, token),
-            message_id=message_id,
-            envelope_from=verp_address(settings, verp_token),
-        )
-        try:
-            # The Date header is the moment the mail is built, not the run's time.
-            message = compose_reminder(content, settings, dt.datetime.now(dt.UTC))
-        except (ValueError, IndexError, HeaderParseError) as exc:
-            log.warning(
-                "Reminder %s cannot be composed: %s", reminder_id, type(exc).__name__
-            )
-            results.append(
-                SendResult(
-                    reminder_id,
-                    "failed",
-                    failure_reason="invalid address: cannot be written in a To header",
-                )
-            )
-            continue
-        token_rows.append((token_hash, reminder_id))
-        mails.append(
-            OutgoingMail(reminder_id, recipient, content.envelope_from, message)
-        )
-    return mails, token_rows
+    results = send_claimed(
+        conn,
+        open_session,
+        list(claimed),
+        choose_wording=lambda cycle: wording_for(cycle, run_date),
+        now=now,
+        run_id=run_id,
+        settings=settings,
+    )
+    _report_results(results, claimed, summary)
 
 
 def _report_results(
     results: list[SendResult],
     claimed: dict[int, int],
-    not_composed: set[int],
     summary: ResendSummary,
 ) -> None:
     for result in results:
@@ -642,7 +550,10 @@ def _report_results(
                 {
                     "user_id": user_id,
                     "reason": result.failure_reason,
-                    "retryable": result.reminder_id not in not_composed,
+                    # A retry cannot fix an address that no server takes.
+                    "retryable": not (result.failure_reason or "").startswith(
+                        "invalid address"
+                    ),
                 }
             )
         log.info(
