@@ -251,3 +251,26 @@ def test_unwritable_address_fails_alone(conn, airflow_env) -> None:
 
     assert history(conn, 1)[-1] == (-60, "failed")
     assert history(conn, 2)[-1] == (-60, "sent")
+
+
+def test_late_due_step_uses_after_wording(conn, airflow_env) -> None:
+    smtp = airflow_env
+    # 当日 is still the latest due step 3 days after the expiry date.
+    add_user(conn, 1, jst(2026, 12, 1, 18))
+
+    run_dag(dt.date(2026, 12, 4))
+
+    assert history(conn, 1)[-1] == (0, "sent")
+    [body] = bodies_for(smtp, "user1@docomo.ne.jp")
+    assert "有効期限が過ぎた" in body
+    assert "本日が" not in body
+
+
+def test_invalid_address_lapses_as_undeliverable(conn, airflow_env) -> None:
+    add_user(conn, 1, jst(2026, 11, 4, 8), email="no-at-sign.docomo.ne.jp")
+    add_user(conn, 2, jst(2026, 11, 4, 8))
+
+    run_dag(dt.date(2026, 12, 4))
+
+    assert user_state(conn, 1) == ("lapsed", "undeliverable")
+    assert user_state(conn, 2) == ("lapsed", "not_renewed")

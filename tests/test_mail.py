@@ -93,6 +93,9 @@ def test_iso_2022_jp_for_configured_domain() -> None:
 
     assert parsed.get_content_charset() == "iso-2022-jp"
     assert parsed["Content-Transfer-Encoding"] == "7bit"
+    assert b"=?iso-2022-jp?" in message.as_bytes()
+    assert b"=?utf-8?" not in message.as_bytes()
+    assert parsed["Subject"] == "【NET119】定期更新手続きのお願い"
     assert parsed.get_content().startswith("〓橋 〓男 様")
 
 

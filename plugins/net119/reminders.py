@@ -39,7 +39,7 @@ from net119.mail.compose import (
     new_renewal_token,
     renewal_url,
     verp_address,
-    wording_for_offset,
+    wording_for,
 )
 from net119.schedule import OFFSETS, due_window, offset_label
 from net119.sending import OutgoingMail, SendResult, SmtpSessionFactory, send_batch
@@ -125,7 +125,7 @@ def send_step(
 
         claimed = _claim(conn, user_ids, offset, earlier, run_date, run_id, lease_cutoff, settings, counts)
         if claimed:
-            _send_and_record(conn, open_session, claimed, offset, now, run_id, settings, counts)
+            _send_and_record(conn, open_session, claimed, run_date, now, run_id, settings, counts)
         log.info(
             "Step %s batch %d: %d due, %d claimed, totals sent=%d failed=%d undeliverable=%d",
             counts.label, counts.batches, len(user_ids), len(claimed),
@@ -179,16 +179,18 @@ def _send_and_record(
     conn: Connection,
     open_session: SmtpSessionFactory,
     reminder_ids: list[int],
-    offset: int,
+    run_date: dt.date,
     now: dt.datetime,
     run_id: str | None,
     settings: Settings,
     counts: StepCounts,
 ) -> None:
-    wording = wording_for_offset(offset)
+    # The wording follows the run date, not the step: a late 当日 step sent
+    # after the expiry date must already speak of a lapsed user.
     results = send_claimed(
         conn, open_session, reminder_ids,
-        choose_wording=lambda _cycle: wording, now=now, run_id=run_id, settings=settings,
+        choose_wording=lambda cycle: wording_for(cycle, run_date),
+        now=now, run_id=run_id, settings=settings,
     )
     for result in results:
         setattr(counts, result.outcome, getattr(counts, result.outcome) + 1)

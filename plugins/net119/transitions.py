@@ -2,8 +2,9 @@
 
 A user whose ``expires_at`` has passed without renewal becomes ``lapsed``.
 The reason is ``undeliverable`` (不達) when the latest reminder that went to
-the user's current address failed permanently, by a rejection at send time or
-by a bounce, and ``not_renewed`` (未更新) otherwise. The reason is computed
+the user's current address failed permanently: a rejection at send time, a
+bounce, or an address that no SMTP server can take. It is ``not_renewed``
+(未更新) otherwise. The reason is computed
 again whenever new delivery information arrives. Every change is written to
 ``net119.status_events`` with the run that made it; a change that has already
 happened is not found again, so reruns record nothing twice.

@@ -63,14 +63,6 @@ def wording_for(expires_at: dt.datetime, on_date: dt.date) -> Wording:
     return "after"
 
 
-def wording_for_offset(offset: int) -> Wording:
-    if offset < 0:
-        return "before"
-    if offset == 0:
-        return "due"
-    return "after"
-
-
 def new_renewal_token() -> tuple[str, bytes]:
     """Return a fresh renewal token and the SHA-256 digest that is stored."""
     token = secrets.token_urlsafe(24)
@@ -173,10 +165,11 @@ def compose_reminder(
     body = _fit_charset(render_body(content, settings), charset)
 
     message = MIMEText(body, "plain", charset)
-    message["From"] = _encoded_sender(settings.mail_from)
+    # Old phones that need an ISO-2022-JP body also need it in the headers.
+    message["From"] = _encoded_sender(settings.mail_from, charset)
     # Kept as text so pre-2009 carrier addresses go out exactly as stored.
     message["To"] = content.recipient
-    message["Subject"] = Header(render_subject(settings), "utf-8")
+    message["Subject"] = Header(render_subject(settings), charset)
     message["Date"] = email.utils.format_datetime(now)
     message["Message-ID"] = content.message_id
     message["Auto-Submitted"] = "auto-generated"
@@ -186,6 +179,6 @@ def compose_reminder(
 
 
 @lru_cache(maxsize=8)
-def _encoded_sender(mail_from: str) -> str:
+def _encoded_sender(mail_from: str, charset: str) -> str:
     name, address = email.utils.parseaddr(mail_from)
-    return email.utils.formataddr((name, address), charset="utf-8")
+    return email.utils.formataddr((_fit_charset(name, charset), address), charset=charset)

@@ -1,18 +1,22 @@
 -- Lapse every active user whose validity ended at or before %(now)s. The reason
 -- is 'undeliverable' when the latest reminder that went to the user's current
--- address failed permanently, and 'not_renewed' otherwise. Each change is
+-- address failed permanently (rejected, bounced, or an address that no server
+-- can take), and 'not_renewed' otherwise. Each change is
 -- recorded as a status event in the same statement.
 WITH expired AS (
     SELECT u.id,
-           COALESCE(latest.outcome = 'undeliverable', false) AS bounced
+           COALESCE(latest.unreachable, false) AS bounced
     FROM net119.users AS u
     LEFT JOIN LATERAL (
-        SELECT r.outcome
+        SELECT r.outcome = 'undeliverable'
+               OR (r.outcome = 'failed' AND r.failure_reason LIKE 'invalid address%%')
+               AS unreachable
         FROM net119.reminders AS r
         WHERE r.user_id = u.id
           AND r.recipient = u.email
-          AND r.outcome IN ('sent', 'undeliverable', 'confirmed')
-        ORDER BY r.sent_at DESC NULLS LAST, r.id DESC
+          AND (r.outcome IN ('sent', 'undeliverable', 'confirmed')
+               OR (r.outcome = 'failed' AND r.failure_reason LIKE 'invalid address%%'))
+        ORDER BY COALESCE(r.sent_at, r.outcome_at) DESC, r.id DESC
         LIMIT 1
     ) AS latest ON true
     WHERE u.status = 'active'

@@ -1,19 +1,23 @@
 -- Recompute the lapse reason of lapsed users from the latest reminder that went
--- to their current address, and record every reason that changes. Limited to
+-- to their current address (a rejection, a bounce or an address that no server
+-- can take counts as undeliverable), and record every reason that changes. Limited to
 -- %(user_ids)s unless it is NULL.
 WITH computed AS (
     SELECT u.id,
            u.lapse_reason AS old_reason,
-           CASE WHEN latest.outcome = 'undeliverable'
+           CASE WHEN latest.unreachable
                 THEN 'undeliverable' ELSE 'not_renewed' END AS new_reason
     FROM net119.users AS u
     LEFT JOIN LATERAL (
-        SELECT r.outcome
+        SELECT r.outcome = 'undeliverable'
+               OR (r.outcome = 'failed' AND r.failure_reason LIKE 'invalid address%%')
+               AS unreachable
         FROM net119.reminders AS r
         WHERE r.user_id = u.id
           AND r.recipient = u.email
-          AND r.outcome IN ('sent', 'undeliverable', 'confirmed')
-        ORDER BY r.sent_at DESC NULLS LAST, r.id DESC
+          AND (r.outcome IN ('sent', 'undeliverable', 'confirmed')
+               OR (r.outcome = 'failed' AND r.failure_reason LIKE 'invalid address%%'))
+        ORDER BY COALESCE(r.sent_at, r.outcome_at) DESC, r.id DESC
         LIMIT 1
     ) AS latest ON true
     WHERE u.status = 'lapsed'
