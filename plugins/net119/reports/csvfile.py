@@ -76,7 +76,10 @@ COLUMNS: tuple[tuple[str, Callable[[ReportRow], str]], ...] = (
         lambda r: labels.OUTCOME_LABELS.get(r.last_reminder_outcome or "", ""),
     ),
     ("最終リマインダー送信先", lambda r: _text(r.last_reminder_recipient)),
-    ("送信失敗理由", lambda r: labels.failure_text(r.last_reminder_failure)),
+    (
+        "送信失敗理由",
+        lambda r: labels.failure_text(r.last_reminder_outcome, r.last_reminder_failure),
+    ),
     ("不達日時", lambda r: _iso(r.bounced_at)),
     ("不達分類", lambda r: labels.category_text(r.bounce_category)),
     ("ステータスコード", lambda r: _text(r.bounce_status_code)),

@@ -50,13 +50,15 @@ def step_text(kind: str | None, offset_days: int | None) -> str:
     return offset_label(offset_days)
 
 
-def failure_text(failure_reason: str | None) -> str:
+def failure_text(outcome: str | None, failure_reason: str | None) -> str:
     """Return the Japanese reason of a send that failed before any bounce.
 
     ``failure_reason`` is the operator-facing English text stored in the
-    reminder ledger; only its kind is shown to station staff.
+    reminder ledger; only its kind is shown to station staff. Other outcomes
+    (a bounce or a rejection, 不達) get no text here: their category and
+    diagnostic have columns of their own.
     """
-    if not failure_reason:
+    if outcome != "failed" or not failure_reason:
         return ""
     if failure_reason.startswith("invalid address"):
         return "メールアドレスの形式が正しくありません"
