@@ -151,7 +151,9 @@ run_logged "seed" "$PY" -m net119.devtools.seed --database-url "$DATABASE_URL" \
 
 step "SMTP シンクを起動しています（$DEMO/mail）"
 rm -rf "$DEMO/mail" "$DEMO/smtp-sink.port"
-"$PY" -m net119.devtools.smtp_sink --dir "$DEMO/mail" --port 0 \
+# 2% of addresses are rejected as unknown users, as a carrier would, so the
+# run shows 不達 users and the station reports carry notice letters.
+"$PY" -m net119.devtools.smtp_sink --dir "$DEMO/mail" --port 0 --reject-percent 2 \
     --pid-file "$DEMO/smtp-sink.pid" --port-file "$DEMO/smtp-sink.port" \
     >"$DEMO/smtp-sink.log" 2>&1 9>&- &
 SINK_PID=$!

@@ -177,3 +177,25 @@ def test_smtp_sink_command_stops_on_sigterm(tmp_path: Path) -> None:
     assert "stopped after 1 messages" in output
     # aiosmtpd's own INFO lines contain addresses, so the command silences them.
     assert "docomo.ne.jp" not in output
+
+
+def test_sink_rejects_share_of_recipients(tmp_path) -> None:
+    import smtplib
+
+    from net119.devtools.smtp_sink import SmtpSink
+
+    addresses = [f"user{n}@docomo.ne.jp" for n in range(400)]
+    rejected: list[str] = []
+    with SmtpSink(tmp_path / "mail", reject_percent=10) as sink:
+        client = smtplib.SMTP(sink.host, sink.port, timeout=10)
+        for address in addresses:
+            try:
+                client.sendmail("bounce+x@net119.example.jp", [address], b"Subject: t\r\n\r\nx\r\n")
+            except smtplib.SMTPRecipientsRefused as exc:
+                assert exc.recipients[address][0] == 550
+                rejected.append(address)
+        client.quit()
+        stored = len(sink.messages())
+
+    assert 10 <= len(rejected) <= 80
+    assert stored == len(addresses) - len(rejected)

@@ -25,6 +25,7 @@ Use ``SmtpSink`` as a context manager in tests, or run the module as a command::
 from __future__ import annotations
 
 import argparse
+import hashlib
 import logging
 import os
 import re
@@ -108,11 +109,28 @@ def envelope_headers(mail_from: str, rcpt_tos: list[str], content: bytes) -> byt
 
 
 class _StoreHandler:
-    """aiosmtpd handler that accepts every message and hands it to a store."""
+    """aiosmtpd handler that hands every message to a store.
 
-    def __init__(self, store: MessageStore) -> None:
+    With ``reject_percent`` above 0 it answers 550 5.1.1 at RCPT for that share
+    of recipient addresses, picked by a hash of the address so the same
+    addresses are rejected on every run, as a carrier rejects unknown users.
+    """
+
+    def __init__(self, store: MessageStore, reject_percent: float = 0.0) -> None:
         self.store = store
         self.received = 0
+        self.reject_percent = reject_percent
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope,
+        address: str, rcpt_options: list[str],
+    ) -> str:
+        if self.reject_percent > 0:
+            bucket = int(hashlib.sha256(address.encode("utf-8", "replace")).hexdigest()[:8], 16)
+            if bucket % 10_000 < self.reject_percent * 100:
+                return "550 5.1.1 Recipient address rejected: User unknown"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(
         self, server: SMTP, session: Session, envelope: Envelope
@@ -164,12 +182,15 @@ class SmtpSink:
             paths = sink.messages()
     """
 
-    def __init__(self, directory: Path, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, directory: Path, host: str = "127.0.0.1", port: int = 0,
+        reject_percent: float = 0.0,
+    ) -> None:
         self.directory = Path(directory)
         self.host = host
         self.port = port
         self.store = MessageStore(self.directory)
-        self._handler = _StoreHandler(self.store)
+        self._handler = _StoreHandler(self.store, reject_percent)
         self._controller: Controller | None = None
 
     @property
@@ -262,6 +283,11 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="TCP port to listen on, or 0 to pick a free port (default: 2525)",
     )
     parser.add_argument(
+        "--reject-percent", type=float, default=0.0,
+        help="percentage of recipient addresses answered with 550 5.1.1 User "
+        "unknown, the same addresses on every run (default: 0)",
+    )
+    parser.add_argument(
         "--pid-file", type=Path,
         help="file that receives this process's id while it runs "
         "(default: .smtp-sink.pid inside --dir)",
@@ -293,7 +319,10 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
 
-    sink = SmtpSink(args.dir, host=args.host, port=args.port)
+    if not 0 <= args.reject_percent <= 100:
+        log.error("invalid --reject-percent %s: expected 0 to 100", args.reject_percent)
+        return 2
+    sink = SmtpSink(args.dir, host=args.host, port=args.port, reject_percent=args.reject_percent)
     try:
         sink.start()
     except OSError as error:
