@@ -19,6 +19,8 @@ import sys
 from collections.abc import Sequence
 from datetime import date
 
+import psycopg2
+
 from net119.db import DATABASE_URL_ENV
 
 
@@ -128,8 +130,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         from net119.bounces import classify
 
         return classify.main(argv[1:], prog="net119 classify-bounces")
+    # WeasyPrint and fontTools log every font they load at INFO.
+    for noisy in ("weasyprint", "fontTools"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
-    return args.handler(args)
+    try:
+        return args.handler(args)
+    except (RuntimeError, psycopg2.Error) as exc:
+        # Expected failures (no URL, server unreachable, invalid DSN) get one
+        # line, without a traceback.
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"net119 {args.command}: error: {message}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
