@@ -100,7 +100,6 @@ def smtp_factory(port: int):
 
 def time_due_selection(conn, run_date: dt.date, settings: Settings) -> tuple[float, float, int]:
     """Return (pipeline seconds, bare seconds, due users) for all 13 steps."""
-    lease_cutoff = dt.datetime.now(TOKYO)
     started = time.perf_counter()
     due = 0
     for offset in OFFSETS:
@@ -111,7 +110,7 @@ def time_due_selection(conn, run_date: dt.date, settings: Settings) -> tuple[flo
                 cur.execute(
                     sqlfiles.load("select_due_users"),
                     {"window_start": window.start, "window_end": window.end,
-                     "after_id": after_id, "offset": offset, "lease_cutoff": lease_cutoff,
+                     "after_id": after_id, "offset": offset, "lease_minutes": settings.claim_lease_minutes,
                      "run_id": None, "batch_size": settings.batch_size},
                 )
                 ids = [row[0] for row in cur.fetchall()]

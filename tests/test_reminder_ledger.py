@@ -92,20 +92,26 @@ def test_server_down_leaves_steps_failed(db, smtp_server, settings) -> None:
     assert received == sorted(before)
 
 
-def test_interrupted_claim_retried_by_same_run(db, smtp_server, settings) -> None:
-    add_station(db)
-    add_user(db, 1, jst(2027, 2, 2, 10))
-    # A crash after the claim leaves the row 'sending'.
+def _leave_claim(db, claimed_ago: str, run_id: str = "run-1") -> None:
+    """Insert a 'sending' row for user 1's -60 step, as a crashed task leaves it."""
     with db.cursor() as cur:
         cur.execute(
             """
             INSERT INTO net119.reminders (user_id, cycle_expires_at, offset_days, kind, outcome,
                                           claimed_at, run_id, message_id, verp_token, recipient)
-            SELECT id, expires_at, -60, 'auto', 'sending', now(), 'run-1', '<x1@e.jp>', 'x1', email
+            SELECT id, expires_at, -60, 'auto', 'sending', now() - %s::interval, %s,
+                   '<x1@e.jp>', 'x1', email
             FROM net119.users WHERE id = 1
-            """
+            """,
+            (claimed_ago, run_id),
         )
     db.commit()
+
+
+def test_interrupted_claim_retried_by_same_run(db, smtp_server, settings) -> None:
+    add_station(db)
+    add_user(db, 1, jst(2027, 2, 2, 10))
+    _leave_claim(db, "3 minutes")
 
     other_run = send(db, session_factory(smtp_server), settings, run_id="run-2")
     same_run = send(db, session_factory(smtp_server), settings, run_id="run-1")
@@ -113,6 +119,34 @@ def test_interrupted_claim_retried_by_same_run(db, smtp_server, settings) -> Non
     assert other_run.sent == 0
     assert same_run.sent == 1
     assert history(db, 1)[-1] == (-60, "sent")
+
+
+def test_live_claim_of_same_run_not_taken(db, smtp_server, settings) -> None:
+    add_station(db)
+    add_user(db, 1, jst(2027, 2, 2, 10))
+    # A claim made seconds ago may belong to a task attempt that still sends.
+    _leave_claim(db, "5 seconds")
+
+    counts = send(db, session_factory(smtp_server), settings, run_id="run-1")
+
+    assert counts.sent == 0
+    assert smtp_server.messages == []
+
+
+def test_future_logical_time_not_taking_claims(db, smtp_server, settings) -> None:
+    add_station(db)
+    add_user(db, 1, jst(2027, 2, 2, 10))
+    _leave_claim(db, "5 seconds", run_id="run-live")
+    # A run whose logical time lies a day ahead of the database clock.
+    far_now = NOW + dt.timedelta(days=1)
+
+    counts = reminders.send_step(
+        db, session_factory(smtp_server), offset=-60, run_date=RUN_DATE, now=far_now,
+        settings=settings, run_id="run-ahead",
+    )
+
+    assert counts.sent == 0
+    assert smtp_server.messages == []
 
 
 def test_451_and_550_mid_batch(db, smtp_server) -> None:

@@ -90,7 +90,7 @@ def send_step(
 ) -> StepCounts:
     """Send every reminder of step ``offset`` that is due on ``run_date``.
 
-    ``now`` is the run's reference time: it dates the mails' lease checks, never
+    ``now`` is the run's reference time: it dates status events, never
     the choice of who is due, which depends on ``run_date`` alone. Raises
     ``SmtpUnavailable`` after recording the batch if the server cannot be
     reached.
@@ -101,7 +101,6 @@ def send_step(
     after_id = 0
 
     while True:
-        lease_cutoff = now - dt.timedelta(minutes=settings.claim_lease_minutes)
         with conn.cursor() as cur:
             cur.execute(
                 sqlfiles.load("select_due_users"),
@@ -110,7 +109,7 @@ def send_step(
                     "window_end": window.end,
                     "after_id": after_id,
                     "offset": offset,
-                    "lease_cutoff": lease_cutoff,
+                    "lease_minutes": settings.claim_lease_minutes,
                     "run_id": run_id,
                     "batch_size": settings.batch_size,
                 },
@@ -123,7 +122,7 @@ def send_step(
         counts.due += len(user_ids)
         counts.batches += 1
 
-        claimed = _claim(conn, user_ids, offset, earlier, run_date, run_id, lease_cutoff, settings, counts)
+        claimed = _claim(conn, user_ids, offset, earlier, run_date, run_id, settings, counts)
         if claimed:
             _send_and_record(conn, open_session, claimed, run_date, now, run_id, settings, counts)
         log.info(
@@ -141,7 +140,6 @@ def _claim(
     earlier: list[int],
     run_date: dt.date,
     run_id: str | None,
-    lease_cutoff: dt.datetime,
     settings: Settings,
     counts: StepCounts,
 ) -> list[int]:
@@ -154,7 +152,7 @@ def _claim(
                 "run_date": run_date,
                 "domain": settings.message_id_domain,
                 "run_id": run_id,
-                "lease_cutoff": lease_cutoff,
+                "lease_minutes": settings.claim_lease_minutes,
             },
         )
         rows = cur.fetchall()

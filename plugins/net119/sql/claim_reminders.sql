@@ -32,5 +32,7 @@ DO UPDATE SET
     diagnostic = NULL
 WHERE r.outcome = 'failed'
    OR (r.outcome = 'sending'
-       AND (r.claimed_at < %(lease_cutoff)s OR r.run_id = EXCLUDED.run_id))
+       AND (r.claimed_at < now() - make_interval(mins => %(lease_minutes)s)
+            OR (r.run_id = EXCLUDED.run_id
+                AND r.claimed_at < now() - interval '2 minutes')))
 RETURNING r.id, r.user_id, r.cycle_expires_at, r.recipient, r.message_id, r.verp_token

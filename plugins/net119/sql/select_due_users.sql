@@ -1,7 +1,8 @@
 -- Users whose step %(offset)s is the latest due one on the run date and not
 -- yet handled in their current cycle, one keyset page at a time. A step that
--- failed, or whose claim was left behind by a crash (of a retried task of the
--- same run, or older than the lease), is due again.
+-- failed, or whose claim was left behind by a crash, is due again: a claim of
+-- the same run after 2 minutes (a retried task), of any run after the lease.
+-- Claim ages use the database clock, never the run's logical time.
 SELECT u.id
 FROM net119.users AS u
 WHERE u.expires_at >= %(window_start)s
@@ -18,7 +19,9 @@ WHERE u.expires_at >= %(window_start)s
             r.offset_days = %(offset)s
             AND (r.outcome = 'failed'
                  OR (r.outcome = 'sending'
-                     AND (r.claimed_at < %(lease_cutoff)s OR r.run_id = %(run_id)s)))
+                     AND (r.claimed_at < now() - make_interval(mins => %(lease_minutes)s)
+                          OR (r.run_id = %(run_id)s
+                              AND r.claimed_at < now() - interval '2 minutes'))))
         )
   )
 ORDER BY u.id
