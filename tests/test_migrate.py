@@ -91,3 +91,18 @@ def test_failed_migration_rolled_back(db, tmp_path) -> None:
         cur.execute("SELECT count(*) FROM net119.schema_migrations WHERE version = 999")
         assert cur.fetchone()[0] == 0
 
+
+
+@pytest.mark.parametrize("expires_at", ["infinity", "9999-12-31 23:00+00", "0100-01-01 BC"])
+def test_out_of_range_expiry_rejected(db, expires_at: str) -> None:
+    import psycopg2
+
+    with db.cursor() as cur:
+        cur.execute("INSERT INTO net119.stations (id, name, report_emails) VALUES ('s', 'x', '{}')")
+        with pytest.raises(psycopg2.errors.CheckViolation, match="users_expires_at_range"):
+            cur.execute(
+                "INSERT INTO net119.users (id, station_id, name, email, expires_at) "
+                "VALUES (1, 's', 'x', 'x@docomo.ne.jp', %s)",
+                (expires_at,),
+            )
+    db.rollback()
