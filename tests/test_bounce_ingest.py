@@ -322,6 +322,55 @@ def test_ingest_recipient_outside_window_unmatched(conn, tmp_path: Path) -> None
     assert reminder(conn, reminder_id)["outcome"] == "undeliverable"
 
 
+def test_ingest_unknown_token_skips_recipient(conn, tmp_path: Path) -> None:
+    add_user(conn, 1, jst(2027, 1, 3, 10))
+    reminder_id = add_reminder(conn, 1, sent_at=jst(2026, 12, 3, 9, 5))
+    # A forged DSN to the bounce address, naming the user's address.
+    raw = user_failure_dsn(
+        "user1@docomo.ne.jp",
+        token="forgedtoken",
+        message_id=None,
+        sent_at=None,
+        received_at=jst(2026, 12, 3, 10),
+    )
+
+    counts = run_ingest(conn, fill_maildir(tmp_path / "box", [raw]))
+
+    assert reminder(conn, reminder_id)["outcome"] == "sent"
+    [result] = results_of(conn)
+    assert result["reminder_id"] is None
+    assert result["correlated_by"] is None
+    assert result["message_outcome"] == "unmatched"
+    assert counts.unmatched == 1
+    assert counts.reminders_undeliverable == 0
+
+
+@pytest.mark.parametrize(("failures", "matched"), [(5, True), (6, False)])
+def test_ingest_many_failures_cap_recipient_time(
+    conn, tmp_path: Path, failures: int, matched: bool
+) -> None:
+    sent = jst(2026, 12, 3, 9, 5)
+    reminder_ids = []
+    for user_id in range(1, failures + 1):
+        add_user(conn, user_id, jst(2027, 1, 3, 10))
+        reminder_ids.append(add_reminder(conn, user_id, sent_at=sent))
+    raw = build_dsn(
+        [DsnRecipient(f"user{n}@docomo.ne.jp") for n in range(1, failures + 1)],
+        received_at=jst(2026, 12, 3, 13),
+    )
+
+    counts = run_ingest(conn, fill_maildir(tmp_path / "box", [raw]))
+
+    expected_outcome = "undeliverable" if matched else "sent"
+    for reminder_id in reminder_ids:
+        assert reminder(conn, reminder_id)["outcome"] == expected_outcome
+    results = results_of(conn)
+    expected_ids = reminder_ids if matched else [None] * failures
+    assert [r["reminder_id"] for r in results] == expected_ids
+    assert counts.reminders_undeliverable == (failures if matched else 0)
+    assert counts.unmatched == (0 if matched else 1)
+
+
 def test_ingest_forwarded_address_by_verp(conn, tmp_path: Path) -> None:
     add_user(conn, 1, jst(2027, 1, 3, 10), email="shiro@example.jp")
     reminder_id = add_reminder(conn, 1, sent_at=jst(2026, 12, 3, 9, 5), token="fwd1")

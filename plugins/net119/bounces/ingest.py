@@ -17,7 +17,11 @@ For each message that a ``BounceSource`` yields:
    each recipient result is correlated on its own with the latest reminder
    sent to its address (Original-Recipient first) within
    ``match_window_days`` before the original was sent, or before the bounce
-   arrived when the original's Date is not returned.
+   arrived when the original's Date is not returned. This fallback leaves
+   every result unmatched when the message carries a VERP token that matches
+   no reminder or names more than ``MAX_RECIPIENT_TIME_FAILURES`` failed
+   recipients, because anyone can mail a forged DSN naming a user's address
+   to the bounce address.
 4. In one transaction: record the message and one row per recipient result,
    mark the reminder of each final failure ``undeliverable`` (never a
    confirmed one), re-evaluate the lapse reason of the users concerned, and
@@ -85,6 +89,9 @@ _MAX_FIELD_CHARS = 2000
 _MARKABLE_OUTCOMES = frozenset({"sent", "sending", "failed"})
 # Advisory lock class of bounce ingestion; "B119" in ASCII.
 _ADVISORY_LOCK_CLASS = 0x42313139
+#: Maximum final failures in a bounce that is still correlated by recipient
+#: and time. A real bounce of one reminder names one or a few recipients.
+MAX_RECIPIENT_TIME_FAILURES = 5
 
 
 @dataclass(frozen=True)
@@ -480,10 +487,16 @@ def _record_report(
     row.set_report(report)
     message_link = correlate_message(cur, report)
     reference = report.original_sent_at or row.received_at
-    links = [
-        message_link or correlate_recipient(cur, result, reference, settings)
-        for result in report.recipients
-    ]
+    links: list[Correlation | None]
+    if message_link is not None:
+        links = [message_link] * len(report.recipients)
+    elif _allows_recipient_time(report, message.key):
+        links = [
+            correlate_recipient(cur, result, reference, settings)
+            for result in report.recipients
+        ]
+    else:
+        links = [None] * len(report.recipients)
     if message_link is not None:
         row.reminder_id = message_link.reminder.id
         row.correlated_by = message_link.method
@@ -553,6 +566,34 @@ def _record_report(
         reminders_undeliverable=marked,
         lapse_reasons_changed=sum(changed.values()),
     )
+
+
+def _allows_recipient_time(report: BounceReport, key: str) -> bool:
+    """Return whether a message that named no reminder may match by recipient.
+
+    A VERP token of our form that matches no reminder, or more than
+    ``MAX_RECIPIENT_TIME_FAILURES`` failed recipients, is a sign of a forged
+    or unrelated DSN, so such a message is left unmatched. A message without
+    a token (a forwarded or rewritten return path) may match.
+    """
+    if report.verp_token:
+        log.warning(
+            "Bounce message %s has a VERP token that matches no reminder; its "
+            "recipients are left unmatched",
+            key,
+        )
+        return False
+    failures = sum(1 for result in report.recipients if result.is_final_failure)
+    if failures > MAX_RECIPIENT_TIME_FAILURES:
+        log.warning(
+            "Bounce message %s names %d failed recipients, more than %d; they "
+            "are left unmatched",
+            key,
+            failures,
+            MAX_RECIPIENT_TIME_FAILURES,
+        )
+        return False
+    return True
 
 
 def _reports_no_failure(report: BounceReport) -> bool:
