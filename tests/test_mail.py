@@ -158,6 +158,10 @@ def test_address_accepted(address: str) -> None:
         ("@docomo.ne.jp", "empty local part"),
         ("ta<ro@docomo.ne.jp", "invalid character in local part"),
         ("taro@-docomo.ne.jp", "invalid domain"),
+        ("ip@127.0.0.1", "domain is not a host name"),
+        ("a@b.123", "domain is not a host name"),
+        ("a" * 60 + "@" + ".".join(["d" * 60] * 4) + ".jp",
+         "address longer than 254 characters"),
     ],
 )
 def test_address_rejected(address: str, problem: str) -> None:
@@ -166,3 +170,17 @@ def test_address_rejected(address: str, problem: str) -> None:
 
 def test_mask_address_hides_local_part() -> None:
     assert mask_address("taro..yamada.@docomo.ne.jp") == "t***@docomo.ne.jp"
+
+
+def test_control_characters_removed_from_body() -> None:
+    sneaky = content(name="山田\r\nBcc: evil@example.jp\u202e太郎\x07")
+    body = render_body(sneaky, Settings())
+
+    assert body.splitlines()[0] == "山田 Bcc: evil@example.jp太郎 様"
+    assert "\r" not in body
+    assert "\x07" not in body
+
+
+def test_overlong_name_rejected_with_reason() -> None:
+    with pytest.raises(ValueError, match="longer than 900 bytes"):
+        render_body(content(name="山" * 400), Settings())

@@ -168,3 +168,16 @@ def test_451_and_550_mid_batch(db, smtp_server) -> None:
             "WHERE offset_days = -60 AND user_id IN (3, 4) ORDER BY user_id"
         )
         assert cur.fetchall() == [(3, "failed", 451, "4.3.0"), (4, "undeliverable", 550, "5.1.1")]
+
+
+def test_sender_refused_fails_step_visibly(db, smtp_server) -> None:
+    add_station(db)
+    for user_id in range(1, 4):
+        add_user(db, user_id, jst(2027, 2, 2, 10))
+    smtp_server.handler.mail_from_reply = "550 5.7.1 Sender address rejected: not permitted"
+
+    with pytest.raises(SmtpUnavailable, match="refuses the sender address"):
+        send(db, session_factory(smtp_server), Settings(batch_size=100))
+
+    assert [history(db, uid)[-1] for uid in range(1, 4)] == [(-60, "failed")] * 3
+    assert smtp_server.messages == []

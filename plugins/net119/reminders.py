@@ -244,8 +244,8 @@ def _compose_claimed(
 ) -> tuple[list[OutgoingMail], list[tuple[bytes, int]]]:
     """Build the mails of claimed rows and the hashes of their new link tokens.
 
-    A row whose address cannot be sent to, or cannot be written in a To
-    header, gets a ``failed`` result in ``results`` and no mail.
+    A row whose address cannot be sent to, or whose mail cannot be composed,
+    gets a ``failed`` result in ``results`` and no mail.
     """
     with conn.cursor() as cur:
         cur.execute(sqlfiles.load("select_mail_content"), {"reminder_ids": reminder_ids})
@@ -279,12 +279,11 @@ def _compose_claimed(
             # The Date header is the moment the mail is built, not the run's time.
             message = compose_reminder(content, settings, dt.datetime.now(dt.UTC))
         except (ValueError, IndexError, HeaderParseError) as exc:
-            log.warning("Reminder %s cannot be composed: %s", reminder_id, type(exc).__name__)
+            # The address passed its check, so the content is at fault (for
+            # example a name long enough to break the line limit).
+            log.warning("Reminder %s cannot be composed: %s", reminder_id, exc)
             results.append(
-                SendResult(
-                    reminder_id, "failed",
-                    failure_reason="invalid address: cannot be written in a To header",
-                )
+                SendResult(reminder_id, "failed", failure_reason=f"mail cannot be composed: {exc}")
             )
             continue
         token_rows.append((token_hash, reminder_id))

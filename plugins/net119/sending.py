@@ -11,9 +11,10 @@ Every mail gets its own outcome, so one bad recipient never stops a batch:
   reason, without contacting the server.
 
 When the connection drops, the session is opened again once for the rest of
-the batch. If that fails too, the remaining mails are ``failed`` and
-``SmtpUnavailable`` is raised after the outcomes are returned to the caller
-through ``results``.
+the batch. If that fails too, or the server refuses our sender address with a
+5xx reply (which no later mail would get past), the remaining mails are
+``failed`` and ``SmtpUnavailable`` is raised after the outcomes are returned
+to the caller through ``results``.
 """
 
 from __future__ import annotations
@@ -112,6 +113,21 @@ def _send_one(client: smtplib.SMTP, mail: OutgoingMail) -> SendResult:
     return SendResult(mail.reminder_id, "sent")
 
 
+def _sender_refused_for_good(result: SendResult) -> bool:
+    return (result.smtp_code or 0) >= 500 and (result.failure_reason or "").startswith(
+        "sender address refused"
+    )
+
+
+def _fail_rest(rest: list[OutgoingMail], cause: SendResult, results: list[SendResult]) -> None:
+    """Record every mail in ``rest`` as failed for the same reason as ``cause``."""
+    for mail in rest:
+        results.append(
+            SendResult(mail.reminder_id, "failed", cause.smtp_code, None, cause.diagnostic,
+                       cause.failure_reason)
+        )
+
+
 def send_batch(
     open_session: SmtpSessionFactory,
     mails: Iterable[OutgoingMail],
@@ -143,7 +159,8 @@ def send_batch(
                 while position < len(sendable):
                     mail = sendable[position]
                     try:
-                        results.append(_send_one(client, mail))
+                        result = _send_one(client, mail)
+                        results.append(result)
                     except (smtplib.SMTPServerDisconnected, OSError) as exc:
                         # The mail's fate is unknown; it keeps its Message-ID for the retry.
                         results.append(
@@ -161,6 +178,13 @@ def send_batch(
                                 failure_reason="invalid address: cannot be encoded for SMTP",
                             )
                         )
+                    else:
+                        if _sender_refused_for_good(result):
+                            _fail_rest(sendable[position + 1:], result, results)
+                            raise SmtpUnavailable(
+                                f"the SMTP server refuses the sender address for good "
+                                f"({result.smtp_code}): {result.diagnostic}"
+                            )
                     position += 1
         except (smtplib.SMTPException, OSError) as exc:
             if position >= len(sendable):

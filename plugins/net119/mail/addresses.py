@@ -28,6 +28,8 @@ def address_problem(address: str) -> str | None:
         return "space or control character in address"
     if address.count("@") != 1:
         return "address must contain exactly one @"
+    if len(address) > 254:
+        return "address longer than 254 characters"
 
     local, domain = address.split("@")
     if not local:
@@ -46,6 +48,9 @@ def address_problem(address: str) -> str | None:
         return "domain has no dot"
     if not all(_DOMAIN_LABEL.match(label) for label in labels):
         return "invalid domain"
+    if labels[-1].isdigit():
+        # An IP address or a numeric top-level domain: no carrier or webmail host.
+        return "domain is not a host name"
     return None
 
 

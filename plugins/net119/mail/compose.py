@@ -14,6 +14,7 @@ import datetime as dt
 import email.utils
 import hashlib
 import secrets
+import unicodedata
 from dataclasses import dataclass
 from email.header import Header
 from email.message import Message
@@ -124,15 +125,29 @@ def charset_for(recipient: str, settings: Settings) -> str:
     return "utf-8"
 
 
+def plain_text(value: str) -> str:
+    """Return ``value`` as one line of printable text for a mail body.
+
+    Line breaks and tabs become spaces; other control and format characters
+    (such as BEL, ESC or the right-to-left override U+202E) are dropped, so a
+    stored name cannot add lines to a mail or reorder what a phone shows.
+    """
+    spaced = value.replace("\r\n", " ").replace("\r", " ").replace("\n", " ").replace("\t", " ")
+    return "".join(ch for ch in spaced if unicodedata.category(ch) not in ("Cc", "Cf"))
+
+
 def render_body(content: ReminderContent, settings: Settings) -> str:
-    """Render the body text of a reminder."""
+    """Render the body text of a reminder.
+
+    Raises ``ValueError`` when a line would exceed ``MAX_LINE_BYTES``.
+    """
     env = _environment(settings.template_dir)
     body = env.get_template(f"reminder.{content.wording}.txt.j2").render(
-        user_name=content.user_name,
-        station_name=content.station_name,
-        station_phone=content.station_phone,
-        station_fax=content.station_fax,
-        station_email=content.station_email,
+        user_name=plain_text(content.user_name),
+        station_name=plain_text(content.station_name),
+        station_phone=plain_text(content.station_phone),
+        station_fax=plain_text(content.station_fax),
+        station_email=plain_text(content.station_email),
         expires_at_text=format_datetime(content.expires_at),
         renewal_url=content.renewal_url,
         sender_domain=sender_domain(settings),
