@@ -506,6 +506,8 @@ def forged_cases(token: str, other_token: str) -> list[tuple[str, dict, dict]]:
         ("missing form token", {}, {}),
         ("empty form token", {"csrf_token": ""}, {}),
         ("garbage form token", {"csrf_token": "123.abc"}, {}),
+        ("superscript digit in issued time", {"csrf_token": "²123.abc"}, {}),
+        ("Arabic-Indic digits in issued time", {"csrf_token": "١٢٣.abc"}, {}),
         ("token of another secret",
          {"csrf_token": FormTokens(b"another-secret-" * 3, 3600).issue(token)}, {}),
         ("token of another link",
@@ -607,6 +609,26 @@ def test_renewal_malformed_and_forged_count_as_bad(conn, make_client) -> None:
     client.get(f"/renew/{new_renewal_token()[0]}")
 
     assert client.get(f"/renew/{token}").status_code == 429
+
+
+def test_renewal_unicode_digit_form_counts_as_bad(conn, make_client) -> None:
+    add_user(conn, 1, jst(2027, 2, 2, 10))
+    token, _ = issue_link(conn, 1)
+    client = make_client(web_settings(bad_request_limit=2))
+
+    first = client.post(f"/renew/{token}", data={"csrf_token": "²1700000000.abc"})
+    second = client.post(f"/renew/{token}", data={"csrf_token": "١٧٠٠٠٠٠٠٠٠.abc"})
+
+    assert first.status_code == 403
+    assert second.status_code == 403
+    assert client.get(f"/renew/{token}").status_code == 429
+
+
+@pytest.mark.parametrize("issued_text", ["²", "1²", "١٢٣", "１２３", "߀"])
+def test_form_tokens_non_ascii_digits_invalid(issued_text: str) -> None:
+    tokens = FormTokens(SECRET, 3600)
+
+    assert tokens.problem("a" * 32, f"{issued_text}.abc") == "invalid"
 
 
 def test_renewal_good_links_never_count(conn, make_client) -> None:

@@ -56,7 +56,10 @@ class FormTokens:
         if not form_token:
             return "missing"
         issued_text, _, signature = form_token.partition(".")
-        if not issued_text.isdigit() or len(issued_text) > 12 or not signature:
+        # isdigit() alone accepts digits such as "²" that int() rejects.
+        if not (issued_text.isascii() and issued_text.isdigit()):
+            return "invalid"
+        if len(issued_text) > 12 or not signature:
             return "invalid"
         issued_at = int(issued_text)
         expected = self._signature(link_token, issued_at)
