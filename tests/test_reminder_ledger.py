@@ -181,3 +181,25 @@ def test_sender_refused_fails_step_visibly(db, smtp_server) -> None:
 
     assert [history(db, uid)[-1] for uid in range(1, 4)] == [(-60, "failed")] * 3
     assert smtp_server.messages == []
+
+
+def test_smtp_session_applies_timeout(smtp_server, monkeypatch) -> None:
+    import asyncio
+    import socket
+    import time
+
+    from net119 import runtime
+
+    async def stall(server, session, envelope):
+        await asyncio.sleep(5)
+        return "250 OK"
+
+    monkeypatch.setattr(smtp_server.handler, "handle_DATA", stall)
+    monkeypatch.setenv("AIRFLOW_CONN_NET119_SMTP", smtp_server.airflow_conn())
+    monkeypatch.setenv("NET119_SMTP_TIMEOUT", "1")
+
+    started = time.monotonic()
+    with pytest.raises((socket.timeout, smtplib.SMTPServerDisconnected)):
+        with runtime.smtp_session() as client:
+            client.sendmail("bounce+x@net119.example.jp", ["user@docomo.ne.jp"], b"Subject: t\r\n\r\nx\r\n")
+    assert time.monotonic() - started < 4

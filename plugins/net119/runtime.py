@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from net119.config import Settings
 from net119.schedule import tokyo_date
 
 if TYPE_CHECKING:
@@ -109,4 +110,8 @@ def smtp_session(conn_id: str = SMTP_CONN_ID) -> Iterator[smtplib.SMTP]:
         client = hook._smtp_client
         if client is None:
             raise RuntimeError(f"SMTP connection {conn_id!r} did not open a session")
+        # The hook applies the connection's own timeout to the connect only;
+        # NET119_SMTP_TIMEOUT bounds every later command of the session.
+        if client.sock is not None:
+            client.sock.settimeout(Settings.from_env().smtp_timeout)
         yield client
