@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import codecs
 import datetime as dt
+import smtplib
+from contextlib import contextmanager
 
 import pytest
 from factories import add_station, add_user, jst
@@ -370,13 +372,68 @@ def test_report_interrupted_send_resent_same_message(population, smtp_server) ->
     population.commit()
 
     other = send(population, smtp_server, ["st-yokohama"], run_id="run-2")
-    assert other.skipped_already_sent == 1
+    assert other.skipped_in_progress == 1
+    assert other.skipped_already_sent == 0
     assert smtp_server.messages == []
 
     retried = send(population, smtp_server, ["st-yokohama"], run_id="run-1")
     assert retried.reported == 1
     [message] = reports_to(smtp_server, YOKOHAMA)
     assert message["Message-ID"] == "<report.crashed@net119.example.jp>"
+
+
+class _SecondSendBreaks(smtplib.SMTP):
+    """A real SMTP client whose second ``sendmail`` raises an unexpected error."""
+
+    sends = 0
+
+    def sendmail(self, *args, **kwargs):
+        if self.sends:
+            raise RuntimeError("unexpected error after the first report")
+        self.sends += 1
+        return super().sendmail(*args, **kwargs)
+
+
+def test_report_error_releases_claims(population, smtp_server) -> None:
+    @contextmanager
+    def breaking_session():
+        client = _SecondSendBreaks(smtp_server.host, smtp_server.port, timeout=10)
+        try:
+            yield client
+        finally:
+            client.quit()
+
+    with pytest.raises(RuntimeError, match="unexpected error"):
+        service.send_station_reports(
+            population,
+            breaking_session,
+            station_ids=["st-kawasaki", "st-yokohama"],
+            run_date=RUN_DATE,
+            now=NOW,
+            settings=Settings.from_env(),
+            report_settings=ReportSettings(),
+            run_id="run-1",
+        )
+
+    with population.cursor() as cur:
+        cur.execute(
+            "SELECT station_id, status, failure_reason FROM net119.station_reports "
+            "ORDER BY station_id"
+        )
+        assert cur.fetchall() == [
+            ("st-kawasaki", "sent", None),
+            ("st-yokohama", "failed", "interrupted by an error: RuntimeError"),
+        ]
+    assert len(reports_to(smtp_server, KAWASAKI)) == 1
+    assert reports_to(smtp_server, YOKOHAMA) == []
+
+    # Another run, within the claim lease, sends the interrupted report.
+    retry = send(population, smtp_server, ["st-kawasaki", "st-yokohama"], run_id="run-2")
+    assert retry.reported == 1
+    assert retry.skipped_already_sent == 1
+    assert retry.skipped_in_progress == 0
+    assert len(reports_to(smtp_server, YOKOHAMA)) == 1
+    assert len(reports_to(smtp_server, KAWASAKI)) == 1
 
 
 def test_report_station_without_address_reported(population, smtp_server) -> None:

@@ -14,7 +14,9 @@ For a batch of station ids and a run date:
    'failed' with counts, then commit.
 
 A rerun claims nothing that was sent, so no station gets a period's report
-twice. ``raise_for_problems`` then fails the task naming the stations that
+twice. When an unexpected error stops the batch, every claim that got no
+outcome is marked 'failed' before the error propagates, so the next attempt
+or run sends it instead of waiting for the claim's lease to run out. ``raise_for_problems`` then fails the task naming the stations that
 operators must look at. Only station ids and counts are logged.
 """
 
@@ -27,6 +29,9 @@ from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+import psycopg2
+
+from net119 import sqlfiles
 from net119.config import Settings
 from net119.mail.addresses import address_problem
 from net119.mail.compose import sender_domain
@@ -63,8 +68,10 @@ class BatchCounts:
     stations: int = 0
     reported: int = 0
     skipped_not_due: int = 0
-    # Sent already in this period, or being sent by another attempt.
+    # Sent already in this period, or not a station in net119.stations.
     skipped_already_sent: int = 0
+    # Claimed by another run, or by a crashed attempt whose lease still runs.
+    skipped_in_progress: int = 0
     without_address: int = 0
     failed: int = 0
     letters: int = 0
@@ -76,6 +83,7 @@ class BatchCounts:
             "reported": self.reported,
             "skipped_not_due": self.skipped_not_due,
             "skipped_already_sent": self.skipped_already_sent,
+            "skipped_in_progress": self.skipped_in_progress,
             "without_address": self.without_address,
             "failed": self.failed,
             "letters": self.letters,
@@ -220,8 +228,104 @@ def send_station_reports(
         message_id_domain=settings.message_id_domain,
         lease_minutes=report_settings.claim_lease_minutes,
     )
-    counts.skipped_already_sent = len(station_ids) - len(claims)
+    try:
+        counts.skipped_in_progress = _count_in_progress(
+            conn, station_ids, period, claims
+        )
+        counts.skipped_already_sent = (
+            len(station_ids) - len(claims) - counts.skipped_in_progress
+        )
+        _report_claimed(
+            conn,
+            open_session,
+            claims,
+            period=period,
+            run_date=run_date,
+            now=now,
+            settings=settings,
+            report_settings=report_settings,
+            counts=counts,
+        )
+    except BaseException as exc:
+        _release_claims(conn, claims, exc)
+        raise
 
+    log.info(
+        "Station reports of period %s, batch %s: %s",
+        period.key,
+        batch_label(station_ids),
+        counts.as_dict(),
+    )
+    return counts
+
+
+def _count_in_progress(
+    conn: Connection,
+    station_ids: list[str],
+    period: ReportPeriod,
+    claims: list[ledger.StationClaim],
+) -> int:
+    """Return how many of ``station_ids`` have a report still claimed by another attempt."""
+    with conn.cursor() as cur:
+        cur.execute(
+            sqlfiles.load("report_count_in_progress"),
+            {
+                "station_ids": station_ids,
+                "period_key": period.key,
+                "claimed_ids": [claim.report_id for claim in claims],
+            },
+        )
+        row = cur.fetchone()
+    conn.commit()
+    return int(row[0]) if row else 0
+
+
+def _release_claims(
+    conn: Connection, claims: list[ledger.StationClaim], error: BaseException
+) -> None:
+    """Mark every claim of the batch that got no outcome as failed.
+
+    The outcome update changes only rows that are still 'sending', so the
+    reports recorded before the error keep their outcome. A database error
+    here is logged and not raised, so that ``error`` is the one that propagates.
+    NOTE: a report whose mail was accepted just before the error is marked
+    failed as well, so a retry sends that station the report again.
+    """
+    reason = f"interrupted by an error: {type(error).__name__}"
+    try:
+        conn.rollback()
+        for claim in claims:
+            ledger.record_outcome(
+                conn, ledger.ReportOutcome(claim.report_id, "failed", failure_reason=reason)
+            )
+    except psycopg2.Error as db_error:
+        log.error(
+            "Releasing %d station report claims failed: %s",
+            len(claims),
+            type(db_error).__name__,
+        )
+        return
+    log.warning(
+        "Station report batch stopped by %s; marked its claims without an outcome "
+        "failed (report ids %s)",
+        type(error).__name__,
+        [claim.report_id for claim in claims],
+    )
+
+
+def _report_claimed(
+    conn: Connection,
+    open_session: SmtpSessionFactory,
+    claims: list[ledger.StationClaim],
+    *,
+    period: ReportPeriod,
+    run_date: dt.date,
+    now: dt.datetime,
+    settings: Settings,
+    report_settings: ReportSettings,
+    counts: BatchCounts,
+) -> None:
+    """Record stations without a usable address, then build and send the other reports."""
     ready: list[tuple[ledger.StationClaim, tuple[str, ...]]] = []
     for claim in claims:
         addresses = tuple(a for a in claim.report_emails if address_problem(a) is None)
@@ -279,14 +383,6 @@ def send_station_reports(
             )
     finally:
         session.discard()
-
-    log.info(
-        "Station reports of period %s, batch %s: %s",
-        period.key,
-        batch_label(station_ids),
-        counts.as_dict(),
-    )
-    return counts
 
 
 def _letters_for(
