@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from net119.bounces import MAX_BOUNCE_BYTES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,14 +29,16 @@ RECIPIENT_KEYS = (
 )
 
 
-def run_classify(*arguments: str) -> subprocess.CompletedProcess[bytes]:
+def run_classify(
+    *arguments: str, timeout: float = 300
+) -> subprocess.CompletedProcess[bytes]:
     env = dict(os.environ, PYTHONPATH=str(ROOT / "plugins"), LANG="C")
     return subprocess.run(
         [sys.executable, "-m", "net119.bounces.classify", *arguments],
         capture_output=True,
         env=env,
         cwd=ROOT,
-        timeout=300,
+        timeout=timeout,
         check=False,
     )
 
@@ -109,6 +112,46 @@ def test_classify_max_bytes_option() -> None:
 
     assert result.returncode == 1
     assert json_lines(result.stdout)[0]["quarantine_reason"] == "oversized"
+
+
+def test_classify_fifo_is_error_line(tmp_path: Path) -> None:
+    fifo = tmp_path / "bounce.fifo"
+    os.mkfifo(fifo)
+    good = SAMPLES_DIR / "postfix_user_unknown.eml"
+
+    # Opening a FIFO without a writer blocks, so a hang fails by the timeout.
+    result = run_classify(str(fifo), str(good), timeout=60)
+
+    assert result.returncode == 1
+    documents = json_lines(result.stdout)
+    assert len(documents) == 2
+    assert documents[0]["path"] == str(fifo)
+    assert "not a regular file but a FIFO" in documents[0]["error"]
+    assert documents[0]["kind"] is None
+    assert documents[0]["recipients"] == []
+    assert documents[1]["error"] is None
+    assert documents[1]["kind"] == "dsn"
+
+
+def test_classify_device_is_error_line() -> None:
+    result = run_classify("/dev/null", timeout=60)
+
+    assert result.returncode == 1
+    [document] = json_lines(result.stdout)
+    assert "not a regular file but a device" in document["error"]
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "ten"])
+def test_classify_invalid_max_bytes_rejected(value: str) -> None:
+    good = SAMPLES_DIR / "postfix_user_unknown.eml"
+
+    result = run_classify(f"--max-bytes={value}", str(good))
+
+    assert result.returncode == 2
+    assert result.stdout == b""
+    stderr = result.stderr.decode()
+    assert "--max-bytes" in stderr
+    assert f"invalid value {value!r}" in stderr or f"invalid value {value}:" in stderr
 
 
 def test_classify_without_files_is_usage_error() -> None:

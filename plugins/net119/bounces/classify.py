@@ -9,8 +9,9 @@ Each line is a JSON object (UTF-8, not ASCII-escaped) with the keys ``path``,
 ``recipients`` and ``error``. Each recipient has ``recipient``,
 ``original_recipient``, ``action``, ``status``, ``smtp_code``,
 ``diagnostic``, ``category`` and ``final_failure``. A file that cannot be
-read or is larger than the limit gets an ``error`` text, ``kind`` null and
-no recipients, and the run goes on with the next file.
+read, is not a regular file or is larger than the limit gets an ``error``
+text, ``kind`` null and no recipients, and the run goes on with the next
+file. A directory, FIFO or device is never opened.
 
 Exit status: 0 when every file was read, 1 when at least one was not, 2 for
 invalid arguments. Nothing but the JSON lines goes to standard output, and
@@ -24,6 +25,7 @@ import argparse
 import json
 import logging
 import os
+import stat
 import sys
 from collections.abc import Sequence
 from typing import Any, BinaryIO
@@ -84,10 +86,40 @@ def error_json(
     }
 
 
+class NotRegularFile(OSError):
+    """A path that names a directory, FIFO, socket or device, not a message file."""
+
+
+def _check_regular(path: str, mode: int) -> None:
+    if stat.S_ISREG(mode):
+        return
+    if stat.S_ISDIR(mode):
+        kind = "a directory"
+    elif stat.S_ISFIFO(mode):
+        kind = "a FIFO"
+    elif stat.S_ISSOCK(mode):
+        kind = "a socket"
+    elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        kind = "a device"
+    else:
+        kind = "of another file type"
+    raise NotRegularFile(f"not a regular file but {kind}; give a message file")
+
+
 def read_limited(path: str, max_bytes: int) -> bytes:
-    """Read a file, raising ``BounceTooLarge`` before reading one over ``max_bytes``."""
-    with open(path, "rb") as file:
-        size = os.fstat(file.fileno()).st_size
+    """Read a regular file, raising ``BounceTooLarge`` before reading one over ``max_bytes``.
+
+    Raises ``NotRegularFile`` without opening the path when it is not a
+    regular file, because reading a FIFO or a terminal blocks.
+    """
+    _check_regular(path, os.stat(path).st_mode)
+    # O_NONBLOCK keeps open() from blocking when the path was replaced by a
+    # FIFO after the stat, and fstat then rejects it.
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    with open(descriptor, "rb") as file:
+        status = os.fstat(file.fileno())
+        _check_regular(path, status.st_mode)
+        size = status.st_size
         if size > max_bytes:
             raise BounceTooLarge(size, max_bytes)
         # The file may grow between fstat and read, so read one byte more
@@ -98,17 +130,33 @@ def read_limited(path: str, max_bytes: int) -> bytes:
 def classify_file(path: str, max_bytes: int = MAX_BOUNCE_BYTES) -> dict[str, Any]:
     """Parse one file and return its JSON object.
 
-    A missing, unreadable or oversized file gives an object with ``error`` set
-    instead of an exception.
+    A missing, unreadable, non-regular or oversized file gives an object with
+    ``error`` set instead of an exception.
     """
     try:
         raw = read_limited(path, max_bytes)
         report = parse_bounce(raw, max_bytes=max_bytes)
     except BounceTooLarge as exc:
         return error_json(path, str(exc), exc.reason)
+    except NotRegularFile as exc:
+        return error_json(path, str(exc))
     except OSError as exc:
         return error_json(path, f"failed to read the file: {exc.strerror or exc}")
     return report_json(path, report)
+
+
+def _positive_bytes(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"invalid value {text!r}: expected a whole number of bytes"
+        ) from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            f"invalid value {value}: use 1 or more bytes"
+        )
+    return value
 
 
 def _parse_arguments(
@@ -126,9 +174,9 @@ def _parse_arguments(
     )
     parser.add_argument(
         "--max-bytes",
-        type=int,
+        type=_positive_bytes,
         default=MAX_BOUNCE_BYTES,
-        help=f"largest file to parse, in bytes (default {MAX_BOUNCE_BYTES})",
+        help=f"largest file to parse, in bytes, 1 or more (default {MAX_BOUNCE_BYTES})",
     )
     return parser.parse_args(argv)
 
