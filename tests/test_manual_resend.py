@@ -821,6 +821,29 @@ def test_resend_retry_resends_temporary_failure(domain_conn, smtp_server) -> Non
         assert cur.fetchone()[0] == 2
 
 
+def test_resend_failed_run_not_blocking(domain_conn, smtp_server) -> None:
+    add_user(domain_conn, 1, jst(2026, 1, 10))
+    add_user(domain_conn, 2, jst(2026, 1, 10))
+    smtp_server.handler.rcpt_replies["user1@docomo.ne.jp"] = "451 4.7.1 Try again later"
+
+    first = run_resend(domain_conn, smtp_server, request_for(1, 2))
+    del smtp_server.handler.rcpt_replies["user1@docomo.ne.jp"]
+    second = run_resend(
+        domain_conn, smtp_server, request_for(1, 2), run_id="manual__run-2"
+    )
+
+    assert first.sent == [2]
+    assert [failure["user_id"] for failure in first.failed] == [1]
+    # The failed resend of user 1 does not block run-2; the sent one of user 2 does.
+    assert second.sent == [1]
+    assert [refused["user_id"] for refused in second.refused] == [2]
+    assert [row["outcome"] for row in manual_history(domain_conn, 1)] == [
+        "failed",
+        "sent",
+    ]
+    assert len(manual_history(domain_conn, 2)) == 1
+
+
 def test_resend_interrupted_send_not_repeated(domain_conn, smtp_server) -> None:
     add_user(domain_conn, 1, jst(2026, 1, 10))
     with domain_conn.cursor() as cur:
