@@ -673,6 +673,21 @@ VALIDATION_CASES = [
     ),
     pytest.param({"user_ids": ["", " "]}, "is empty", id="blank-lines"),
     pytest.param(
+        {"user_ids": ["1" * 5000]},
+        "not user ids: '11111111111111111111…' (5000 digits, at most 19)",
+        id="id-too-long",
+    ),
+    pytest.param(
+        {"user_ids": ["9223372036854775808"]},
+        "not user ids: 9223372036854775808",
+        id="id-above-bigint",
+    ),
+    pytest.param(
+        {"user_ids": [10**5000]},
+        "not user ids: a whole number of 16610 bits",
+        id="int-too-large",
+    ),
+    pytest.param(
         {"user_ids": list(range(1, 1002))},
         "lists 1001 users; the maximum per run is 1000",
         id="too-many",
@@ -698,6 +713,11 @@ VALIDATION_CASES = [
         id="reason-short",
     ),
     pytest.param(
+        {"user_ids": [1], "reason": "\u200b\u200c\u200d\u2060\ufeff\u200b \u200b"},
+        "reason (再送信の理由) is missing or shorter than 5 characters",
+        id="reason-zero-width",
+    ),
+    pytest.param(
         {"user_ids": [1], "force": "true"},
         "force must be true or false",
         id="force-text",
@@ -719,6 +739,26 @@ def test_validate_request_names_bad_value(domain_conn, fields, message) -> None:
         "invalid request, nothing was changed or sent: "
     )
     assert "taro yamada" not in str(raised.value)
+
+
+def test_validate_request_long_id_truncated(domain_conn) -> None:
+    with pytest.raises(RequestValidationError) as raised:
+        resend.validate_request(
+            domain_conn, {"user_ids": ["1" * 5000], "reason": REASON}
+        )
+
+    assert "1" * (20 + 1) not in str(raised.value)
+    assert len(str(raised.value)) < 300
+
+
+def test_validate_request_strips_zero_width(domain_conn) -> None:
+    add_user(domain_conn, 1, jst(2026, 1, 10))
+
+    request = resend.validate_request(
+        domain_conn, {"user_ids": [1], "reason": "\ufeff 住所変更のため\u200b "}
+    )
+
+    assert request.reason == "住所変更のため"
 
 
 def test_validate_request_lists_every_problem(domain_conn) -> None:

@@ -24,8 +24,17 @@ if TYPE_CHECKING:
 MAX_USERS = 1000
 MIN_TEXT_LENGTH = 5
 MAX_TEXT_LENGTH = 500
-# Largest value of the bigint column net119.users.id.
+# Largest value of the bigint column net119.users.id, and its number of digits.
+# Longer digit strings are rejected before int(), which raises ValueError on
+# more than 4300 digits (sys.int_info.default_max_str_digits, Python 3.11+).
 _MAX_USER_ID = 2**63 - 1
+_MAX_USER_ID_DIGITS = len(str(_MAX_USER_ID))
+# Digits of a too-long id shown in an error message.
+_SHOWN_ID_DIGITS = 20
+# Zero-width characters that str.strip() keeps but that show nothing, so a
+# text made only of them and whitespace counts as empty.
+_ZERO_WIDTH = "\u200b\u200c\u200d\u2060\ufeff"
+_EDGE_BLANKS = re.compile(rf"^[\s{_ZERO_WIDTH}]+|[\s{_ZERO_WIDTH}]+$")
 # Separators between ids in one text item, after NFKC normalisation (which
 # turns the full-width comma and digits into ASCII).
 _ID_SEPARATORS = re.compile(r"[\s,、]+")
@@ -75,12 +84,18 @@ def parse_user_ids(value: object, problems: list[str]) -> tuple[list[int], list[
     for item in value:
         if isinstance(item, bool) or not isinstance(item, (int, str)):
             invalid.append(_describe(item))
+        elif isinstance(item, int) and item.bit_length() > 64:
+            # Out of the bigint range, and repr() of a large enough int raises.
+            invalid.append(f"a whole number of {item.bit_length()} bits")
         elif isinstance(item, int):
             ids.append(item)
         else:
             for token in _ID_SEPARATORS.split(unicodedata.normalize("NFKC", item)):
                 if token.isascii() and token.isdigit():
-                    ids.append(int(token))
+                    if len(token) > _MAX_USER_ID_DIGITS:
+                        invalid.append(_describe_long_id(token))
+                    else:
+                        ids.append(int(token))
                 elif token:
                     invalid.append(_describe(token))
     invalid.extend(repr(user_id) for user_id in ids if not 1 <= user_id <= _MAX_USER_ID)
@@ -112,8 +127,12 @@ def parse_user_ids(value: object, problems: list[str]) -> tuple[list[int], list[
 
 
 def parse_text(value: object, field: str, label: str, problems: list[str]) -> str:
-    """Return a required free-text field without surrounding spaces."""
-    text = value.strip() if isinstance(value, str) else ""
+    """Return a required free-text field without surrounding spaces.
+
+    Zero-width characters (U+200B, U+200C, U+200D, U+2060, U+FEFF) count as
+    spaces, so a text made only of them is missing.
+    """
+    text = _EDGE_BLANKS.sub("", value) if isinstance(value, str) else ""
     if not isinstance(value, str) or len(text) < MIN_TEXT_LENGTH:
         problems.append(
             f"{field} ({label}) is missing or shorter than {MIN_TEXT_LENGTH} characters"
@@ -167,6 +186,11 @@ def requester_name(dag_run: object | None) -> str:
     run_type = getattr(dag_run, "run_type", None)
     kind = getattr(run_type, "value", run_type) or "unknown"
     return f"unknown ({kind} run without a triggering user)"
+
+
+def _describe_long_id(token: str) -> str:
+    """Describe a digit string longer than any bigint, cut to its first digits."""
+    return f"'{token[:_SHOWN_ID_DIGITS]}…' ({len(token)} digits, at most {_MAX_USER_ID_DIGITS})"
 
 
 def _describe(value: object) -> str:
