@@ -33,7 +33,6 @@ from typing import TYPE_CHECKING, cast
 
 from net119 import renewal, sqlfiles, staff_requests
 from net119.schedule import OFFSETS, renewed_expiry, step_date, tokyo_date
-from net119.staff_requests import RequestValidationError
 
 if TYPE_CHECKING:
     from psycopg2.extensions import connection as Connection
@@ -112,16 +111,7 @@ def validate_request(conn: Connection, params: Mapping[str, object]) -> RenewalR
     force = staff_requests.parse_flag(params.get("force"), "force", problems)
     dry_run = staff_requests.parse_flag(params.get("dry_run"), "dry_run", problems)
 
-    unknown = staff_requests.find_unknown_users(conn, user_ids)
-    conn.rollback()
-    if unknown:
-        problems.append(staff_requests.unknown_users_problem(unknown))
-    if problems:
-        log.warning(
-            "Recorded renewal request rejected with %d problems; nothing changed",
-            len(problems),
-        )
-        raise RequestValidationError(problems)
+    staff_requests.raise_for_problems(conn, user_ids, problems, "Recorded renewal")
 
     return RenewalRequest(
         user_ids=tuple(user_ids),

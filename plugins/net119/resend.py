@@ -52,7 +52,6 @@ from net119.mail.addresses import address_problem, mask_address
 from net119.mail.compose import wording_for
 from net119.reminders import send_claimed
 from net119.sending import SendResult, SmtpSessionFactory
-from net119.staff_requests import RequestValidationError
 
 if TYPE_CHECKING:
     from psycopg2.extensions import connection as Connection
@@ -200,16 +199,7 @@ def validate_request(conn: Connection, params: Mapping[str, object]) -> ResendRe
     force = staff_requests.parse_flag(params.get("force"), "force", problems)
     dry_run = staff_requests.parse_flag(params.get("dry_run"), "dry_run", problems)
 
-    unknown = staff_requests.find_unknown_users(conn, user_ids)
-    conn.rollback()
-    if unknown:
-        problems.append(staff_requests.unknown_users_problem(unknown))
-    if problems:
-        log.warning(
-            "Manual resend request rejected with %d problems; nothing changed",
-            len(problems),
-        )
-        raise RequestValidationError(problems)
+    staff_requests.raise_for_problems(conn, user_ids, problems, "Manual resend")
 
     return ResendRequest(
         user_ids=tuple(user_ids),

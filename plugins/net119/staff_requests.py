@@ -8,6 +8,7 @@ Messages name the bad values by user id and never show a name or an address.
 
 from __future__ import annotations
 
+import logging
 import re
 import unicodedata
 from collections import Counter
@@ -17,6 +18,8 @@ from net119 import sqlfiles
 
 if TYPE_CHECKING:
     from psycopg2.extensions import connection as Connection
+
+log = logging.getLogger(__name__)
 
 # Maximum users per manual run. The summary lists every id and is stored as
 # XCom and shown in the UI, so a run stays small. NOTE: 1000 is a chosen
@@ -169,6 +172,27 @@ def unknown_users_problem(unknown: list[int]) -> str:
     return "user_ids (利用者ID) has no user with id " + ", ".join(
         str(i) for i in unknown
     )
+
+
+def raise_for_problems(
+    conn: Connection, user_ids: list[int], problems: list[str], request_kind: str
+) -> None:
+    """Add the unknown ids of ``user_ids`` to ``problems``, then raise if any.
+
+    Raises ``RequestValidationError`` listing every problem at once, after
+    rolling back the lookup, so a rejected request changes nothing.
+    """
+    unknown = find_unknown_users(conn, user_ids)
+    conn.rollback()
+    if unknown:
+        problems.append(unknown_users_problem(unknown))
+    if problems:
+        log.warning(
+            "%s request rejected with %d problems; nothing changed",
+            request_kind,
+            len(problems),
+        )
+        raise RequestValidationError(problems)
 
 
 def requester_name(dag_run: object | None) -> str:

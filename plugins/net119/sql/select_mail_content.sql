@@ -1,4 +1,4 @@
--- What the reminders of the claimed rows say. Read after the claim so the
+-- Content of the claimed rows' reminders, read after the claim so the
 -- mail shows the current name and station.
 SELECT r.id, r.user_id, r.cycle_expires_at, r.recipient, r.message_id, r.verp_token,
        u.name, s.name, s.contact_phone, s.contact_fax, s.contact_email
