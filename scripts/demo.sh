@@ -16,9 +16,9 @@
 # that creates .venv (default python3, version 3.11 or later).
 #
 # PostgreSQL comes from the pgserver wheel and the SMTP sink is aiosmtpd. The
-# notice letters need a Japanese font and Pango from Debian's packages, which
-# `scripts/install-system-packages.sh --demo` installs when the demo runs as
-# root or with password-less sudo; otherwise the reports go out without
+# notice letters need a Japanese font and Pango from Debian's packages.
+# `scripts/install-system-packages.sh --demo` installs them when the demo runs
+# as root or with password-less sudo. Otherwise the reports go out without
 # letters.
 
 set -Eeuo pipefail

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Create .venv and install requirements.txt plus the project, only when they
-# changed since the last install (a stamp file holds their hash). Sourced by
+# changed since the last install (a stamp file contains their hash). Sourced by
 # the demo and test scripts; prints nothing when there is nothing to do.
 set -euo pipefail
 

@@ -2,7 +2,7 @@
 
 PostgreSQL is the embedded server from the ``pgserver`` wheel unless
 ``NET119_TEST_DATABASE_URL`` names a server (for example
-``postgresql://postgres@127.0.0.1:5432/postgres``); each test gets a fresh
+``postgresql://postgres@127.0.0.1:5432/postgres``). Each test gets a fresh
 database cloned from a migrated template. The SMTP server is aiosmtpd on
 127.0.0.1 with per-recipient replies that a test can set.
 """
@@ -145,9 +145,10 @@ class ReceivedMail:
 class RecordingHandler:
     """aiosmtpd handler that stores messages and replies as a test sets it.
 
-    ``rcpt_replies`` maps a recipient to the reply of its RCPT command (for
-    example ``"451 4.7.1 Try again later"``); ``data_replies`` does the same for
+    ``rcpt_replies`` maps a recipient to the reply of its RCPT command, for
+    example ``"451 4.7.1 Try again later"``. ``data_replies`` does the same for
     the reply after DATA, which is how docomo and au reject.
+    ``mail_from_reply``, when set, is the reply to every MAIL command.
     """
 
     messages: list[ReceivedMail] = field(default_factory=list)

@@ -11,10 +11,10 @@ Every mail gets its own outcome, so one bad recipient never stops a batch:
   reason, without contacting the server.
 
 When the connection drops, the session is opened again once for the rest of
-the batch. If that fails too, or the server refuses our sender address with a
-5xx reply (which no later mail would get past), the remaining mails are
-``failed`` and ``SmtpUnavailable`` is raised after the outcomes are returned
-to the caller through ``results``.
+the batch. The rest of the batch fails when that reconnect fails too, or when
+the server rejects our sender address with a 5xx reply, which no later mail
+would get past. Those mails are then ``failed``, and ``SmtpUnavailable`` is
+raised after every outcome is in the caller's ``results``.
 """
 
 from __future__ import annotations

@@ -4,10 +4,10 @@ A user whose ``expires_at`` has passed without renewal becomes ``lapsed``.
 The reason is ``undeliverable`` (不達) when the latest reminder that went to
 the user's current address failed permanently: a rejection at send time, a
 bounce, or an address that no SMTP server can take. It is ``not_renewed``
-(未更新) otherwise. The reason is computed
-again whenever new delivery information arrives. Every change is written to
-``net119.status_events`` with the run that made it; a change that has already
-happened is not found again, so reruns record nothing twice.
+(未更新) otherwise. The reason is computed again whenever new delivery
+information arrives. Every change is written to ``net119.status_events`` with
+the run that made it. A change that has already happened is not found again,
+so reruns record nothing twice.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """An aiosmtpd protocol class that accepts every address a carrier would.
 
 aiosmtpd parses ``MAIL FROM`` and ``RCPT TO`` arguments as RFC 5322 addr-specs
-and answers 553 to pre-2009 Japanese carrier addresses such as
+and replies 553 to pre-2009 Japanese carrier addresses such as
 ``taro..yamada.@docomo.ne.jp``, which the carriers' own servers accept. Local
 sinks and test servers must accept them too, or they would report a rejection
 that production never sees.

@@ -111,9 +111,9 @@ def envelope_headers(mail_from: str, rcpt_tos: list[str], content: bytes) -> byt
 class _StoreHandler:
     """aiosmtpd handler that hands every message to a store.
 
-    With ``reject_percent`` above 0 it answers 550 5.1.1 at RCPT for that share
-    of recipient addresses, picked by a hash of the address so the same
-    addresses are rejected on every run, as a carrier rejects unknown users.
+    With ``reject_percent`` above 0 it rejects that share of recipient
+    addresses at RCPT with 550 5.1.1, as a carrier rejects unknown users. A
+    hash of the address picks them, so the same addresses fail on every run.
     """
 
     def __init__(self, store: MessageStore, reject_percent: float = 0.0) -> None:
@@ -284,7 +284,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--reject-percent", type=float, default=0.0,
-        help="percentage of recipient addresses answered with 550 5.1.1 User "
+        help="percentage of recipient addresses rejected with 550 5.1.1 User "
         "unknown, the same addresses on every run (default: 0)",
     )
     parser.add_argument(

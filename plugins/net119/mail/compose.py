@@ -128,7 +128,7 @@ def charset_for(recipient: str, settings: Settings) -> str:
 def plain_text(value: str) -> str:
     """Return ``value`` as one line of printable text for a mail body.
 
-    Line breaks and tabs become spaces; other control and format characters
+    Line breaks and tabs become spaces. Other control and format characters
     (such as BEL, ESC or the right-to-left override U+202E) are dropped, so a
     stored name cannot add lines to a mail or reorder what a phone shows.
     """
